@@ -1,0 +1,49 @@
+"""Typed records that cross package boundaries. Raw FAISS arrays never leave `knowledge_base`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """One FAQ entry as DESIGN.md's file format defines it."""
+
+    id: str
+    question: str
+    answer: str
+    alt_questions: tuple[str, ...] = ()
+    language: str | None = None
+    """ISO 639-1; detected at build time when the file leaves it out."""
+    category: str | None = None
+
+    @property
+    def phrasings(self) -> tuple[str, ...]:
+        """The question and its alternative phrasings; an entry scores by its best phrasing."""
+        return (self.question, *self.alt_questions)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A ranked FAQ entry for one query."""
+
+    entry: FaqEntry
+    score: float
+    """Calibrated confidence in [0, 1] that this entry answers the query; routing thresholds apply to it."""
+    dense: float = 0.0
+    """Best cosine similarity of the query with the entry's phrasings."""
+    lexical: float = 0.0
+    """BM25 score normalised to [0, 1] within the query's candidates."""
+    matched: str = ""
+    """The phrasing that matched best."""
+    index_version: str = ""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The hits of one search and the snapshot version they all come from (never a mix)."""
+
+    hits: tuple[Hit, ...]
+    index_version: str
+    language: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
