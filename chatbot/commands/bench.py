@@ -1,0 +1,24 @@
+"""`chatbot bench ...`: the benchmark suite. Each benchmark module adds its own subcommand."""
+
+from __future__ import annotations
+
+import importlib
+
+BENCH_MODULES = (
+    "chatbot.commands.bench_retrieval",
+    "chatbot.commands.bench_generate",
+    "chatbot.commands.bench_serve",
+)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks; results as JSON and a short table")
+    sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    for name in BENCH_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
