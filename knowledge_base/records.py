@@ -22,6 +22,17 @@ class FaqEntry:
         """The question and its alternative phrasings; an entry scores by its best phrasing."""
         return (self.question, *self.alt_questions)
 
+    def to_dict(self) -> dict:
+        """The JSONL form of the entry (DESIGN.md's FAQ format)."""
+        out: dict = {"id": self.id, "question": self.question, "answer": self.answer}
+        if self.alt_questions:
+            out["alt_questions"] = list(self.alt_questions)
+        if self.language:
+            out["language"] = self.language
+        if self.category:
+            out["category"] = self.category
+        return out
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -33,7 +44,7 @@ class Hit:
     dense: float = 0.0
     """Best cosine similarity of the query with the entry's phrasings."""
     lexical: float = 0.0
-    """BM25 score normalised to [0, 1] within the query's candidates."""
+    """BM25 score of the best phrasing, as a fraction of the query's own BM25 self-score, in [0, 1]."""
     matched: str = ""
     """The phrasing that matched best."""
     index_version: str = ""
@@ -47,3 +58,32 @@ class SearchResult:
     index_version: str
     language: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One snapshot version on disk."""
+
+    version: str
+    created: str
+    """ISO 8601 UTC time of the build."""
+    entries: int
+    corpus_hash: str
+    embedder: str
+    dim: int
+    current: bool = False
+    source: str = ""
+    """The FAQ file it was built from."""
+
+
+@dataclass(frozen=True)
+class FaqDiff:
+    """What activating a new FAQ file would change, as entry ids."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)

