@@ -1,0 +1,53 @@
+"""Typed records of the dialogue engine: conversation turns and replies (frozen dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from knowledge_base.records import Hit
+
+Route = Literal["answer", "draft", "handoff"]
+Role = Literal["user", "assistant", "system"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of a conversation as the prompt sees it: `user` (customer) or `assistant` (bot or agent)."""
+
+    role: Role
+    content: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ("user", "assistant", "system"):
+            raise ValueError(f"Turn.role must be user, assistant or system, got {self.role!r}")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the engine answered to one customer message, as recorded in the store.
+
+    For the `draft` route `text` is the notice the customer saw and `draft_text` the held draft; for `handoff`
+    `text` is the handoff notice.
+    """
+
+    text: str
+    route: Route
+    grounded: bool
+    """True when the text rests on the sources: a generated reply that passed the grounding check, or an FAQ
+    answer sent verbatim. False for notices and for replies that were not checked."""
+    language: str
+    sources: tuple[Hit, ...] = ()
+    index_version: str = ""
+    adapter: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds: `language`, `retrieve`, `ttft` (first piece shown), `generate`, `total`."""
+    conversation_id: str = ""
+    message_id: int | None = None
+    draft_id: int | None = None
+    fallback: bool = False
+    """True when the generated text failed the grounding check and the top source's answer was sent instead."""
+    reason: str = ""
+    """Why the route was taken (`score 0.71 >= answer_threshold 0.6`, `customer asked for a person`, ...)."""
+    draft_text: str | None = None
+    cancelled: bool = False
