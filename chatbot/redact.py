@@ -14,9 +14,7 @@ IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"
 # Card numbers: 13-19 digits, optionally grouped by spaces or dashes; checked with Luhn.
 CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
 # Phone numbers: an optional +country code, then 7-15 digits with spaces, dots, dashes or brackets.
-PHONE = re.compile(
-    r"(?<![\w+(])(?:(?:\+|00)\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)"
-)
+PHONE = re.compile(r"(?<![\w+(])(?:(?:\+|00)\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$")
 # Account numbers: a keyword followed by a long digit run.
 ACCOUNT = re.compile(
