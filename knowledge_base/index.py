@@ -193,5 +193,5 @@ class Retriever:
             # Entries in the customer's language first; order within each group is by score.
             scored.sort(key=lambda t: self.entries[t[3]].language != language)
         return [Hit(entry=self.entries[i], score=float(self.fusion.calibrate(f)), dense=d, lexical=lx,
-                    matched=self.phrasings[row], index_version=self.version)
+                    matched=self.phrasings[row], index_version=self.version, fused=f)
                 for f, d, lx, i, row in scored[:k]]

@@ -48,6 +48,8 @@ class Hit:
     matched: str = ""
     """The phrasing that matched best."""
     index_version: str = ""
+    fused: float = 0.0
+    """The uncalibrated fused score (`dense_weight * dense + (1 - dense_weight) * lexical`) that ranks the hits."""
 
 
 @dataclass(frozen=True)
