@@ -1,0 +1,238 @@
+"""Token generation as an iterator of text pieces: incremental decoding with stop strings held back, repetition
+penalty and n-gram blocking (the 135M model loops without them), greedy or sampled choice, cancellation.
+
+`PieceDecoder` and `choose_tokens` are shared by the single-stream loop here and the batching scheduler.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chatbot.config import GenerationConfig
+
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>", "<end_of_turn>")
+
+
+class GenerationError(RuntimeError):
+    """Generation failed or could not start; the message says why and what to do."""
+
+
+class BusyError(GenerationError):
+    """The scheduler's queue is full; retry shortly or raise `scheduler.max_queue`."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a backend generates for: chat messages (from `prompt.build_messages`) and the settings."""
+
+    messages: list[dict[str, str]]
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    max_prompt_tokens: int = 1536
+
+
+class TextStream(Protocol):
+    """An iterator of text pieces with counters filled in as it runs."""
+
+    n_tokens: int
+    prompt_tokens: int
+    finish_reason: str
+
+    def __iter__(self) -> Iterator[str]: ...
+
+
+class Backend(Protocol):
+    """A text generator the engine talks to: the local scheduler, an OpenAI-compatible server, or a test fake."""
+
+    name: str
+    adapter: str | None
+
+    def warm_up(self) -> None: ...
+
+    def stream(self, request: GenerationRequest, cancel: threading.Event | None = None) -> TextStream: ...
+
+    def set_adapter(self, path_or_name: str | None) -> str | None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def stop_token_ids(tokenizer: Any) -> set[int]:
+    """Token ids that end a reply: the tokenizer's EOS and the chat template's end-of-turn tokens."""
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    vocab = tokenizer.get_vocab()
+    for token in END_OF_TURN_TOKENS:
+        if token in vocab:
+            ids.add(int(vocab[token]))
+    return ids
+
+
+class PieceDecoder:
+    """Turns a growing list of token ids into text pieces.
+
+    Holds back an incomplete UTF-8 character and any tail that could be the start of a stop string; when a stop
+    string appears the text ends before it and `stopped` becomes True.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()):
+        self.tokenizer = tokenizer
+        self.stop = tuple(s for s in stop if s)
+        self.ids: list[int] = []
+        self.emitted = ""
+        self.stopped = False
+
+    def _text(self) -> str:
+        return self.tokenizer.decode(self.ids, skip_special_tokens=True)
+
+    def push(self, token_id: int) -> str:
+        """Add one token; return the text now safe to show (may be empty)."""
+        if self.stopped:
+            return ""
+        self.ids.append(int(token_id))
+        text = self._text()
+        for stop in self.stop:
+            at = text.find(stop)
+            if at >= 0:
+                self.stopped = True
+                text = text[:at]
+        if not self.stopped:
+            if text.endswith("\ufffd"):  # half a multi-byte character
+                return ""
+            hold = 0
+            for stop in self.stop:
+                for k in range(min(len(stop) - 1, len(text)), 0, -1):
+                    if text.endswith(stop[:k]):
+                        hold = max(hold, k)
+                        break
+            text = text[: len(text) - hold]
+        if not text.startswith(self.emitted):  # the tokenizer re-merged earlier text; wait for it to settle
+            return ""
+        piece = text[len(self.emitted) :]
+        self.emitted = text
+        return piece
+
+    def flush(self) -> str:
+        """The held-back tail at the end of generation (a partial stop string that never completed)."""
+        if self.stopped:
+            return ""
+        text = self._text().rstrip("\ufffd")
+        piece = text[len(self.emitted) :] if text.startswith(self.emitted) else ""
+        self.emitted += piece
+        return piece
+
+
+def choose_tokens(logits: Any, histories: Sequence[Sequence[int]], configs: Sequence[GenerationConfig],
+                  generators: Sequence[Any]) -> list[int]:  # fmt: skip
+    """Pick the next token of each row of `logits` (B, V) given each row's generated ids and settings.
+
+    Applies the repetition penalty and n-gram blocking over the reply's own tokens (not the prompt: copying facts
+    from the sources must stay cheap), then greedy or temperature/top-k/top-p sampling.
+    """
+    import torch
+
+    logits = logits.float()
+    chosen = []
+    for row, (history, config, generator) in enumerate(zip(histories, configs, generators, strict=True)):
+        scores = logits[row]
+        if history and config.repetition_penalty != 1.0:
+            seen = torch.tensor(sorted(set(history)), dtype=torch.long, device=scores.device)
+            values = scores[seen]
+            scores[seen] = torch.where(
+                values > 0, values / config.repetition_penalty, values * config.repetition_penalty
+            )
+        n = config.no_repeat_ngram_size
+        if n and len(history) >= n:
+            prefix = tuple(history[len(history) - n + 1 :])
+            banned = [
+                history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i : i + n - 1]) == prefix
+            ]
+            if banned:
+                scores[torch.tensor(banned, dtype=torch.long, device=scores.device)] = float("-inf")
+        if config.temperature == 0:
+            chosen.append(int(torch.argmax(scores)))
+            continue
+        scores = scores / config.temperature
+        if config.top_k:
+            kth = torch.topk(scores, min(config.top_k, scores.numel())).values[-1]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        probs = torch.softmax(scores, dim=-1)
+        if config.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > config.top_p
+            sorted_probs[outside] = 0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+        chosen.append(int(torch.multinomial(probs, 1, generator=generator)))
+    return chosen
+
+
+def make_generator(config: GenerationConfig, device: str = "cpu") -> Any:
+    import torch
+
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    return generator
+
+
+class SingleStream:
+    """One prompt generated on its own (no batching): the serial baseline and a simple backend for scripts.
+
+    Iterate for text pieces; `n_tokens`, `prompt_tokens`, `finish_reason` (`stop`, `length`, `cancelled`) and
+    `ttft_s` are filled in as it runs.
+    """
+
+    def __init__(self, loaded: Any, prompt_ids: list[int], config: GenerationConfig,
+                 cancel: threading.Event | None = None):  # fmt: skip
+        self.loaded = loaded
+        self.prompt_ids = prompt_ids
+        self.config = config
+        self.cancel = cancel or threading.Event()
+        self.n_tokens = 0
+        self.prompt_tokens = len(prompt_ids)
+        self.finish_reason = ""
+        self.ttft_s: float | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        import torch
+
+        model, tokenizer, device = self.loaded.model, self.loaded.tokenizer, self.loaded.device
+        stops = stop_token_ids(tokenizer)
+        decoder = PieceDecoder(tokenizer, self.config.stop)
+        generator = make_generator(self.config, device)
+        start = time.perf_counter()
+        cache = None
+        input_ids = torch.tensor([self.prompt_ids], device=device)
+        position = len(self.prompt_ids)
+        generated: list[int] = []
+        self.finish_reason = "length"
+        with torch.inference_mode():
+            for _ in range(self.config.max_new_tokens):
+                if self.cancel.is_set():
+                    self.finish_reason = "cancelled"
+                    break
+                out = model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
+                cache = out.cache
+                token = choose_tokens(out.logits[:, -1, :], [generated], [self.config], [generator])[0]
+                if token in stops:
+                    self.finish_reason = "stop"
+                    break
+                generated.append(token)
+                self.n_tokens += 1
+                piece = decoder.push(token)
+                if piece:
+                    if self.ttft_s is None:
+                        self.ttft_s = time.perf_counter() - start
+                    yield piece
+                if decoder.stopped:
+                    self.finish_reason = "stop"
+                    break
+                input_ids = torch.tensor([[token]], device=device)
+                position += 1
+        tail = decoder.flush()
+        if tail:
+            yield tail
