@@ -1,0 +1,226 @@
+"""Routing policy, grounding check and prompt-injection defence.
+
+- `asks_for_human`: "agent", "human", "talk to a person" and their equivalents in several languages.
+- `decide_route`: ANSWER / DRAFT / HANDOFF from the calibrated top score, the thresholds and the deployment mode.
+- `extract_facts` / `FactGate`: numbers, prices, URLs, e-mail addresses and durations in a reply must appear in the
+  sources (or the customer's own words); the gate holds back streamed text containing such tokens until checked.
+- `looks_like_injection` / `leaks_prompt`: common override phrasings in customer text, and replies that repeat
+  the system prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from chatbot.config import RoutingConfig
+from knowledge_base.config import KBConfig
+from knowledge_base.records import Hit
+
+Route = Literal["answer", "draft", "handoff"]
+
+HUMAN_PHRASES = (
+    # English
+    "agent", "human", "a person", "real person", "live person", "talk to someone", "speak to someone",
+    "representative", "operator", "customer service rep", "live chat", "someone real", "speak with someone",
+    # French
+    "un humain", "une personne", "un conseiller", "une conseillère", "un agent", "un opérateur",
+    "parler à quelqu'un",
+    # German
+    "mitarbeiter", "einen menschen", "mensch sprechen", "berater", "echte person", "sachbearbeiter",
+    # Spanish / Portuguese / Italian
+    "un humano", "una persona", "un agente", "hablar con alguien", "asesor", "operador", "atendente",
+    "um humano", "uma pessoa", "un operatore", "un essere umano", "parlare con qualcuno",
+    # Dutch
+    "een mens", "medewerker", "een persoon",
+    # CJK and others
+    "人工", "客服", "真人", "担当者", "オペレーター", "상담원", "사람과", "оператор", "человек",
+)  # fmt: skip
+
+# Customer text that tries to overrule the system prompt or extract it.
+INJECTION_PATTERNS = tuple(
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(previous|prior|above|earlier|all|your|the|system)\b"
+        r".{0,30}\b(instructions?|prompts?|rules?|directions?|guidelines?|context)\b",
+        r"\b(reveal|show|print|repeat|display|output|leak|tell me|what (is|are)|give me)\b.{0,40}"
+        r"\b(system prompt|your (instructions|prompt|rules|guidelines)|initial prompt|hidden prompt|"
+        r"the (text|words) above)\b",
+        r"\byou are now\b|\bfrom now on,? you\b|\bpretend (to be|you are)\b|\bact as (an?|the)\b",
+        r"\b(developer|dan|god|jailbreak|debug) mode\b|\bjailbreak\b|\bDAN\b",
+        r"\bnew (instructions|rules|system prompt)\b|\bsystem\s*:\s|<\|?system\|?>|\[\s*system\s*\]",
+        r"\bignore (everything|all)\b",
+        r"\b(ignorez|ignoriere|ignora|ignorar|oublie[sz]?)\b.{0,40}\b(instructions?|anweisungen|instrucciones|"
+        r"istruzioni|instruções|regeln|règles)\b",
+    )
+)
+
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|co|de|fr|"
+                  r"es|uk|eu|info|shop|store|app)(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)  # fmt: skip
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_CITATION = re.compile(r"\[\d{1,2}\]")
+NUMBER_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fourteen": "14", "fifteen": "15",
+    "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "ninety": "90",
+    "hundred": "100", "thousand": "1000", "once": "1", "twice": "2",
+}  # fmt: skip
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+FACT_HINT = re.compile(r"\d|@|https?:|www\.|" + _NUMBER_WORD.pattern, re.IGNORECASE)
+"""Text that may hold a fact: digits, an e-mail, a URL or a number word."""
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def asks_for_human(text: str, extra: Iterable[str] = ()) -> bool:
+    """Whether the customer asks for a person ("agent", "human", "talk to a person", "un conseiller", "人工" ...)."""
+    norm = _normal(text)
+    for phrase in (*HUMAN_PHRASES, *extra):
+        p = _normal(phrase)
+        if not p:
+            continue
+        if p.isascii():
+            if re.search(r"(?<!\w)" + re.escape(p) + r"s?(?!\w)", norm):
+                return True
+        elif p in norm:
+            return True
+    return False
+
+
+def looks_like_injection(text: str) -> bool:
+    """Whether customer text tries to override the system prompt or extract it (common phrasings)."""
+    norm = _normal(text)
+    return any(p.search(norm) for p in INJECTION_PATTERNS)
+
+
+def leaks_prompt(reply: str, system_prompt: str, window: int = 6) -> bool:
+    """Whether `reply` repeats any run of `window` consecutive words of the system prompt."""
+    words = re.findall(r"\w+", _normal(system_prompt))
+    reply_words = " ".join(re.findall(r"\w+", _normal(reply)))
+    grams = {" ".join(words[i : i + window]) for i in range(len(words) - window + 1)}
+    return any(g in reply_words for g in grams)
+
+
+def _number_key(token: str) -> str:
+    token = token.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", token) else token
+    token = token.rstrip(".,:")
+    if re.fullmatch(r"\d+\.0+", token):
+        token = token.split(".")[0]
+    return token
+
+
+def extract_facts(text: str) -> set[str]:
+    """Fact-like tokens of `text`, normalised: e-mail addresses, URLs (lower-case, no scheme or trailing slash),
+    numbers (prices, durations, times, phone parts; `1,000` -> `1000`, number words -> digits)."""
+    text = _CITATION.sub(" ", text)
+    facts: set[str] = set()
+    for match in _EMAIL.finditer(text):
+        facts.add("email:" + match.group().lower())
+    text = _EMAIL.sub(" ", text)
+    for match in _URL.finditer(text):
+        url = re.sub(r"^(https?://)?(www\.)?", "", match.group().lower()).rstrip("/.,;:!?")
+        facts.add("url:" + url)
+    text = _URL.sub(" ", text)
+    for match in _NUMBER.finditer(text):
+        facts.add("num:" + _number_key(match.group()))
+    for match in _NUMBER_WORD.finditer(text):
+        facts.add("num:" + NUMBER_WORDS[match.group().lower()])
+    return facts
+
+
+def supported_facts(texts: Iterable[str]) -> set[str]:
+    """Facts the reply may state: everything in the sources and the customer's own words. Phone numbers and
+    ranges are also allowed piecewise (`555 0100` -> `555`, `0100`)."""
+    facts: set[str] = set()
+    for text in texts:
+        facts |= extract_facts(text)
+    return facts
+
+
+@dataclass(frozen=True)
+class GroundingResult:
+    ok: bool
+    unsupported: tuple[str, ...] = ()
+
+
+def check_grounding(reply: str, allowed: set[str]) -> GroundingResult:
+    """Every fact of `reply` must be in `allowed` (from `supported_facts`)."""
+    missing = sorted(extract_facts(reply) - allowed)
+    return GroundingResult(not missing, tuple(missing))
+
+
+class FactGate:
+    """Streams text while holding back anything that could be an unchecked fact.
+
+    `feed(piece)` returns the text now safe to show: everything up to the last word boundary whose facts are all
+    supported. A word still growing (no space after it yet) is held only if it may hold a fact. When an
+    unsupported fact completes, `failed` is set and nothing more is released.
+    """
+
+    def __init__(self, allowed: set[str]):
+        self.allowed = allowed
+        self.text = ""
+        self.released = 0
+        self.failed = False
+        self.unsupported: tuple[str, ...] = ()
+
+    def _release(self, upto: int) -> str:
+        chunk = self.text[self.released : upto]
+        if FACT_HINT.search(chunk):
+            # check the complete words of the whole reply so far (a fact may span pieces)
+            result = check_grounding(self.text[:upto], self.allowed)
+            if not result.ok:
+                self.failed, self.unsupported = True, result.unsupported
+                return ""
+        self.released = upto
+        return chunk
+
+    def feed(self, piece: str) -> str:
+        if self.failed:
+            return ""
+        self.text += piece
+        boundary = max(self.text.rfind(" "), self.text.rfind("\n"))
+        if boundary < self.released:
+            tail = self.text[self.released :]
+            return "" if FACT_HINT.search(tail) else self._release(len(self.text))
+        out = self._release(boundary)
+        tail = self.text[self.released :]
+        if out and tail and not FACT_HINT.search(tail) and not self.failed:
+            out += self._release(len(self.text))
+        return out
+
+    def finish(self) -> str:
+        """The rest at the end of generation, if it passes."""
+        return "" if self.failed else self._release(len(self.text))
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    route: Route
+    reason: str
+
+
+def decide_route(hits: Sequence[Hit], kb: KBConfig, routing: RoutingConfig, asked_for_human: bool = False
+                 ) -> RouteDecision:  # fmt: skip
+    """ANSWER when the top score reaches `kb.answer_threshold`, DRAFT from `kb.draft_threshold`, else HANDOFF;
+    a request for a person always hands off. Mode `draft_only` turns ANSWER into DRAFT; `off` hands off all."""
+    if routing.mode == "off":
+        return RouteDecision("handoff", "routing.mode = off: agents answer every message")
+    if asked_for_human:
+        return RouteDecision("handoff", "the customer asked for a person")
+    top = hits[0].score if hits else 0.0
+    if top >= kb.answer_threshold:
+        decision = RouteDecision("answer", f"score {top:.2f} >= answer_threshold {kb.answer_threshold:.2f}")
+    elif top >= kb.draft_threshold:
+        decision = RouteDecision("draft", f"score {top:.2f} >= draft_threshold {kb.draft_threshold:.2f}")
+    else:
+        return RouteDecision("handoff", f"no good source (best score {top:.2f} < {kb.draft_threshold:.2f})")
+    if routing.mode == "draft_only" and decision.route == "answer":
+        return RouteDecision("draft", "routing.mode = draft_only: " + decision.reason)
+    return decision
