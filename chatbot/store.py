@@ -1,0 +1,628 @@
+"""The conversation store: SQLite in `$CHATBOT_HOME` (WAL), append-only named migrations.
+
+Conversations, messages (role, text, route, FAQ ids with the index version, adapter, language, timings), drafts
+with their review state, handoffs, feedback, and the web app's users and sessions. Every write is one
+transaction: a message counts as sent only once `add_message` (or the review call that sends it) has committed.
+All SQL lives here, so another database can replace SQLite behind the same methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from chatbot.config import StoreConfig
+from chatbot.redact import redact
+from chatbot.settings import chatbot_home
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
+
+
+class StoreError(RuntimeError):
+    """A store operation that cannot be done; the message says why."""
+
+
+class NotFoundError(StoreError, KeyError):
+    """An unknown conversation, message, draft or user."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class ConversationClosedError(StoreError):
+    """A message to a closed conversation."""
+
+
+class DraftStateError(StoreError):
+    """A draft that was already reviewed (e.g. approved twice by two agents)."""
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    """Register a migration; they run once each, in definition order. Never edit one that shipped: add another."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    """Run `;`-separated statements inside the current transaction (executescript would commit it)."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY, channel TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',
+            language TEXT, created_at REAL NOT NULL, closed_at REAL
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            role TEXT NOT NULL CHECK (role IN ('user', 'bot', 'agent', 'system')),
+            kind TEXT NOT NULL DEFAULT 'reply' CHECK (kind IN ('reply', 'notice')),
+            text TEXT NOT NULL, route TEXT, grounded INTEGER, fallback INTEGER NOT NULL DEFAULT 0,
+            language TEXT, faq_ids TEXT NOT NULL DEFAULT '[]', scores TEXT NOT NULL DEFAULT '[]',
+            index_version TEXT, adapter TEXT, timings TEXT NOT NULL DEFAULT '{}', agent TEXT,
+            draft_id INTEGER, status TEXT NOT NULL DEFAULT 'sent', created_at REAL NOT NULL
+        );
+        CREATE INDEX messages_conversation ON messages(conversation_id, id);
+        CREATE TABLE drafts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            question_message_id INTEGER NOT NULL REFERENCES messages(id),
+            text TEXT NOT NULL, final_text TEXT,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'approved', 'edited', 'rejected')),
+            agent TEXT, reviewed_at REAL, reason TEXT, sent_message_id INTEGER,
+            language TEXT, grounded INTEGER, sources TEXT NOT NULL DEFAULT '[]', index_version TEXT, adapter TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX drafts_state ON drafts(state, id);
+        CREATE TABLE handoffs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            reason TEXT NOT NULL, created_at REAL NOT NULL, resolved_at REAL, agent TEXT
+        );
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, message_id INTEGER NOT NULL REFERENCES messages(id),
+            up INTEGER NOT NULL, comment TEXT, created_at REAL NOT NULL
+        );
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('agent', 'admin')),
+            password_hash TEXT NOT NULL, created_at REAL NOT NULL
+        );
+        CREATE TABLE sessions (
+            token TEXT PRIMARY KEY, user_name TEXT NOT NULL REFERENCES users(name),
+            created_at REAL NOT NULL, expires_at REAL NOT NULL
+        );
+        """,
+    )
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: str
+    role: Literal["user", "bot", "agent", "system"]
+    kind: Literal["reply", "notice"]
+    text: str
+    route: str | None
+    grounded: bool | None
+    fallback: bool
+    language: str | None
+    faq_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+    index_version: str | None
+    adapter: str | None
+    timings: dict[str, float]
+    agent: str | None
+    draft_id: int | None
+    status: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    channel: str
+    status: Literal["open", "handoff", "closed"]
+    language: str | None
+    created_at: float
+    closed_at: float | None
+
+
+@dataclass(frozen=True)
+class Draft:
+    id: int
+    conversation_id: str
+    question_message_id: int
+    text: str
+    final_text: str | None
+    state: Literal["pending", "approved", "edited", "rejected"]
+    agent: str | None
+    reviewed_at: float | None
+    reason: str | None
+    sent_message_id: int | None
+    language: str | None
+    grounded: bool | None
+    sources: tuple[dict[str, Any], ...]
+    """`{"faq_id", "question", "answer", "score"}` per source."""
+    index_version: str | None
+    adapter: str | None
+    created_at: float
+    context: tuple[Message, ...] = ()
+    """The conversation up to the question (filled by `pending_drafts`)."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Literal["agent", "admin"]
+    created_at: float
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"], conversation_id=row["conversation_id"], role=row["role"], kind=row["kind"], text=row["text"],
+        route=row["route"], grounded=None if row["grounded"] is None else bool(row["grounded"]),
+        fallback=bool(row["fallback"]), language=row["language"], faq_ids=tuple(json.loads(row["faq_ids"])),
+        scores=tuple(json.loads(row["scores"])), index_version=row["index_version"], adapter=row["adapter"],
+        timings=json.loads(row["timings"]), agent=row["agent"], draft_id=row["draft_id"], status=row["status"],
+        created_at=row["created_at"],
+    )  # fmt: skip
+
+
+def _draft(row: sqlite3.Row, context: tuple[Message, ...] = ()) -> Draft:
+    return Draft(
+        id=row["id"], conversation_id=row["conversation_id"], question_message_id=row["question_message_id"],
+        text=row["text"], final_text=row["final_text"], state=row["state"], agent=row["agent"],
+        reviewed_at=row["reviewed_at"], reason=row["reason"], sent_message_id=row["sent_message_id"],
+        language=row["language"], grounded=None if row["grounded"] is None else bool(row["grounded"]),
+        sources=tuple(json.loads(row["sources"])), index_version=row["index_version"], adapter=row["adapter"],
+        created_at=row["created_at"], context=context,
+    )  # fmt: skip
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """scrypt hash as `scrypt$<salt hex>$<hash hex>`."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt, _ = stored.split("$")
+    except ValueError:
+        return False
+    return scheme == "scrypt" and hmac.compare_digest(hash_password(password, bytes.fromhex(salt)), stored)
+
+
+class Store:
+    """The SQLite store. Cheap `__init__`; `warm_up()` opens the file and runs pending migrations.
+
+    Thread-safe: one connection guarded by a lock, each write one `BEGIN IMMEDIATE` transaction.
+    """
+
+    def __init__(self, config: StoreConfig | None = None, path: str | Path | None = None):
+        self.config = config or StoreConfig()
+        self.path = Path(path) if path else None
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def warm_up(self) -> Store:
+        if self._db is not None:
+            return self
+        if self.path is None:
+            configured = Path(self.config.path).expanduser()
+            self.path = configured if configured.is_absolute() else chatbot_home() / configured
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=30000")
+        self._db = db
+        self._migrate()
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("the store is not open: call warm_up() first")
+        return self._db
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+            done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+            for name, fn in MIGRATIONS:
+                if name not in done:
+                    fn(db)
+                    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+
+    def applied_migrations(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back entirely on any error."""
+        with self._lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _clean(self, text: str) -> str:
+        return redact(text) if self.config.redact else text
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(sql, args).fetchall()
+
+    # -- conversations ------------------------------------------------------------------------------------------
+    def create_conversation(self, channel: str = "web", language: str | None = None) -> str:
+        conversation_id = uuid.uuid4().hex
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO conversations (id, channel, language, created_at) VALUES (?, ?, ?, ?)",
+                (conversation_id, channel, language, time.time()),
+            )
+        return conversation_id
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        rows = self._read("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        if not rows:
+            raise NotFoundError(f"unknown conversation {conversation_id!r}: start one with start_conversation()")
+        return Conversation(**dict(rows[0]))
+
+    def set_language(self, conversation_id: str, language: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE conversations SET language = ? WHERE id = ?", (language, conversation_id))
+
+    def close_conversation(self, conversation_id: str) -> None:
+        """Close it: no further messages; open handoffs are resolved."""
+        self.get_conversation(conversation_id)
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("UPDATE conversations SET status = 'closed', closed_at = ? WHERE id = ?", (now, conversation_id))
+            db.execute("UPDATE handoffs SET resolved_at = ? WHERE conversation_id = ? AND resolved_at IS NULL",
+                       (now, conversation_id))  # fmt: skip
+
+    def _insert_message(self, db: sqlite3.Connection, conversation_id: str, role: str, text: str, **fields: Any) -> int:
+        row = {
+            "conversation_id": conversation_id, "role": role, "text": self._clean(text), "created_at": time.time(),
+            "kind": fields.pop("kind", "reply"),
+        }  # fmt: skip
+        for key in ("faq_ids", "scores"):
+            if key in fields:
+                row[key] = json.dumps(list(fields.pop(key)))
+        if "timings" in fields:
+            row["timings"] = json.dumps(fields.pop("timings"))
+        for key in ("grounded", "fallback"):
+            if key in fields and fields[key] is not None:
+                fields[key] = int(bool(fields[key]))
+        row.update(fields)
+        columns = ", ".join(row)
+        cursor = db.execute(
+            f"INSERT INTO messages ({columns}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+        )
+        return int(cursor.lastrowid)
+
+    def add_message(self, conversation_id: str, role: str, text: str, **fields: Any) -> int:
+        """Append a message (committed when this returns) and return its id. `fields`: kind, route, grounded,
+        fallback, language, faq_ids, scores, index_version, adapter, timings (dict), agent, draft_id, status."""
+        self._require_open(conversation_id)
+        with self.transaction() as db:
+            return self._insert_message(db, conversation_id, role, text, **fields)
+
+    def _require_open(self, conversation_id: str) -> Conversation:
+        conversation = self.get_conversation(conversation_id)
+        if conversation.status == "closed":
+            raise ConversationClosedError(f"conversation {conversation_id} is closed; start a new one")
+        return conversation
+
+    def record_exchange(
+        self,
+        conversation_id: str,
+        question: str,
+        question_fields: dict[str, Any],
+        reply: str,
+        reply_fields: dict[str, Any],
+        draft: dict[str, Any] | None = None,
+        handoff_reason: str | None = None,
+    ) -> tuple[int, int, int | None]:
+        """The customer's message, the bot's reply (or notice), an optional draft and handoff, in one transaction.
+
+        Returns `(question_id, reply_id, draft_id)`.
+        """
+        self._require_open(conversation_id)
+        with self.transaction() as db:
+            question_id = self._insert_message(db, conversation_id, "user", question, **question_fields)
+            draft_id = None
+            if draft is not None:
+                draft_id = int(db.execute(
+                    "INSERT INTO drafts (conversation_id, question_message_id, text, language, grounded, sources, "
+                    "index_version, adapter, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (conversation_id, question_id, self._clean(draft["text"]), draft.get("language"),
+                     int(bool(draft.get("grounded"))), json.dumps(draft.get("sources", [])),
+                     draft.get("index_version"), draft.get("adapter"), time.time()),
+                ).lastrowid)  # fmt: skip
+                reply_fields = {**reply_fields, "draft_id": draft_id}
+            reply_id = self._insert_message(db, conversation_id, "bot", reply, **reply_fields)
+            if handoff_reason is not None:
+                self._open_handoff(db, conversation_id, handoff_reason)
+        return question_id, reply_id, draft_id
+
+    def messages(self, conversation_id: str, after_id: int | None = None) -> list[Message]:
+        """Messages of a conversation in order; with `after_id`, only newer ones (for polling UIs)."""
+        self.get_conversation(conversation_id)
+        rows = self._read(
+            "SELECT * FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id", (conversation_id, after_id or 0)
+        )
+        return [_message(r) for r in rows]
+
+    def message(self, message_id: int) -> Message:
+        rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
+        if not rows:
+            raise NotFoundError(f"unknown message {message_id}")
+        return _message(rows[0])
+
+    # -- handoffs -----------------------------------------------------------------------------------------------
+    def _open_handoff(self, db: sqlite3.Connection, conversation_id: str, reason: str) -> None:
+        open_one = db.execute(
+            "SELECT 1 FROM handoffs WHERE conversation_id = ? AND resolved_at IS NULL", (conversation_id,)
+        ).fetchone()
+        if not open_one:
+            db.execute("INSERT INTO handoffs (conversation_id, reason, created_at) VALUES (?, ?, ?)",
+                       (conversation_id, reason, time.time()))  # fmt: skip
+        db.execute("UPDATE conversations SET status = 'handoff' WHERE id = ? AND status = 'open'", (conversation_id,))
+
+    def hand_off(self, conversation_id: str, reason: str, notice: str | None = None) -> None:
+        """Hand the conversation to agents (idempotent), optionally with a notice message to the customer."""
+        self._require_open(conversation_id)
+        with self.transaction() as db:
+            self._open_handoff(db, conversation_id, reason)
+            if notice:
+                self._insert_message(db, conversation_id, "bot", notice, kind="notice", route="handoff")
+
+    def open_handoffs(self) -> list[dict[str, Any]]:
+        """Handed-off conversations waiting for an agent, oldest first: `{conversation_id, reason, created_at,
+        messages}`."""
+        rows = self._read("SELECT * FROM handoffs WHERE resolved_at IS NULL ORDER BY id")
+        return [
+            {"id": r["id"], "conversation_id": r["conversation_id"], "reason": r["reason"],
+             "created_at": r["created_at"], "messages": self.messages(r["conversation_id"])}
+            for r in rows
+        ]  # fmt: skip
+
+    def agent_reply(self, conversation_id: str, agent: str, text: str) -> int:
+        """An agent's message to the customer (committed = sent); returns its id."""
+        if not text.strip():
+            raise StoreError("an agent reply needs text")
+        self._require_open(conversation_id)
+        with self.transaction() as db:
+            return self._insert_message(db, conversation_id, "agent", text, agent=agent)
+
+    def resolve_handoff(self, conversation_id: str, agent: str) -> None:
+        """Give the conversation back to the bot."""
+        with self.transaction() as db:
+            db.execute("UPDATE handoffs SET resolved_at = ?, agent = ? "
+                       "WHERE conversation_id = ? AND resolved_at IS NULL",
+                       (time.time(), agent, conversation_id))  # fmt: skip
+            db.execute(
+                "UPDATE conversations SET status = 'open' WHERE id = ? AND status = 'handoff'", (conversation_id,)
+            )
+
+    # -- drafts -------------------------------------------------------------------------------------------------
+    def draft(self, draft_id: int) -> Draft:
+        rows = self._read("SELECT * FROM drafts WHERE id = ?", (draft_id,))
+        if not rows:
+            raise NotFoundError(f"unknown draft {draft_id}")
+        return _draft(rows[0])
+
+    def pending_drafts(self) -> list[Draft]:
+        """Drafts waiting for review, oldest first, each with the conversation up to its question."""
+        rows = self._read("SELECT * FROM drafts WHERE state = 'pending' ORDER BY id")
+        out = []
+        for r in rows:
+            context = self._read(
+                "SELECT * FROM messages WHERE conversation_id = ? AND id <= ? ORDER BY id",
+                (r["conversation_id"], r["question_message_id"]),
+            )
+            out.append(_draft(r, tuple(_message(m) for m in context)))
+        return out
+
+    def approve_draft(self, draft_id: int, agent: str, text: str | None = None) -> int:
+        """Send a draft as is (`approved`) or with the agent's text (`edited`); returns the sent message's id.
+
+        Atomic: the state changes from `pending` in the same transaction that sends, so a second approval (another
+        agent, a double click) raises `DraftStateError` and nothing is sent twice.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"unknown draft {draft_id}")
+            if row["state"] != "pending":
+                raise DraftStateError(
+                    f"draft {draft_id} was already {row['state']} by {row['agent']}; nothing was sent"
+                )
+            final = row["text"] if text is None or not text.strip() else self._clean(text)
+            state = "approved" if final == row["text"] else "edited"
+            status = db.execute("SELECT status FROM conversations WHERE id = ?", (row["conversation_id"],)).fetchone()
+            if status["status"] == "closed":
+                raise ConversationClosedError(
+                    f"conversation {row['conversation_id']} is closed; the draft cannot go out"
+                )
+            message_id = self._insert_message(
+                db, row["conversation_id"], "agent", final, agent=agent, draft_id=draft_id, route="draft",
+                language=row["language"], index_version=row["index_version"], adapter=row["adapter"],
+                faq_ids=[s.get("faq_id") for s in json.loads(row["sources"])],
+                scores=[s.get("score") for s in json.loads(row["sources"])],
+            )  # fmt: skip
+            cursor = db.execute(
+                "UPDATE drafts SET state = ?, final_text = ?, agent = ?, reviewed_at = ?, sent_message_id = ? "
+                "WHERE id = ? AND state = 'pending'",
+                (state, final, agent, time.time(), message_id, draft_id),
+            )
+            if cursor.rowcount != 1:
+                raise DraftStateError(f"draft {draft_id} was reviewed concurrently; nothing was sent")
+        return message_id
+
+    def reject_draft(self, draft_id: int, agent: str, reason: str) -> None:
+        """Reject a draft; the conversation is handed off to a person."""
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"unknown draft {draft_id}")
+            if row["state"] != "pending":
+                raise DraftStateError(f"draft {draft_id} was already {row['state']} by {row['agent']}")
+            db.execute(
+                "UPDATE drafts SET state = 'rejected', agent = ?, reviewed_at = ?, reason = ? WHERE id = ?",
+                (agent, time.time(), reason, draft_id),
+            )
+            self._open_handoff(db, row["conversation_id"], f"draft rejected by {agent}: {reason}")
+
+    # -- feedback and review ------------------------------------------------------------------------------------
+    def add_feedback(self, message_id: int, up: bool, comment: str | None = None) -> int:
+        self.message(message_id)
+        with self.transaction() as db:
+            return int(db.execute(
+                "INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, ?, ?)",
+                (message_id, int(bool(up)), self._clean(comment) if comment else None, time.time()),
+            ).lastrowid)  # fmt: skip
+
+    def recent_auto_sent(self, limit: int = 50) -> list[Message]:
+        """Bot replies sent without review, newest first (for agents to rate or correct)."""
+        rows = self._read(
+            "SELECT * FROM messages WHERE role = 'bot' AND kind = 'reply' AND route = 'answer' "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_message(r) for r in rows]
+
+    def reviewed_examples(self) -> list[dict[str, Any]]:
+        """Training data from people: approved and edited drafts (the final text as target) and agents' replies in
+        handed-off chats, each `{"id", "messages": [{"role", "content"}...], "source"}` in DESIGN.md's log format,
+        with the conversation up to that reply as context. Texts are redacted."""
+        out = []
+        rows = self._read("SELECT * FROM messages WHERE role = 'agent' AND status = 'sent' ORDER BY id")
+        for row in rows:
+            context = self._read(
+                "SELECT * FROM messages WHERE conversation_id = ? AND id < ? AND kind = 'reply' ORDER BY id",
+                (row["conversation_id"], row["id"]),
+            )
+            turns = [
+                {"role": "user" if m["role"] == "user" else "assistant", "content": redact(m["text"])}
+                for m in context
+                if m["status"] == "sent"
+            ]
+            if not any(t["role"] == "user" for t in turns):
+                continue
+            source = "handoff"
+            if row["draft_id"] is not None:
+                source = self._read("SELECT state FROM drafts WHERE id = ?", (row["draft_id"],))[0]["state"]
+            turns.append({"role": "assistant", "content": redact(row["text"])})
+            out.append({"id": f"{row['conversation_id']}-{row['id']}", "messages": turns, "source": source})
+        return out
+
+    # -- statistics ---------------------------------------------------------------------------------------------
+    def stats(self, days: int = 30, top: int = 10) -> dict[str, Any]:
+        """Figures for the admin page: per-day counts, route shares, draft approval/edit rate, thumbs, and the top
+        customer questions that found no good source."""
+        since = time.time() - days * 86400
+        per_day = [dict(r) for r in self._read(
+            "SELECT date(created_at, 'unixepoch') AS day, COUNT(DISTINCT conversation_id) AS conversations, "
+            "COUNT(*) AS messages FROM messages WHERE created_at >= ? GROUP BY day ORDER BY day",
+            (since,))]  # fmt: skip
+        routes = {r["route"]: r["n"] for r in self._read(
+            "SELECT route, COUNT(*) AS n FROM messages WHERE role = 'bot' AND route IS NOT NULL AND created_at >= ? "
+            "GROUP BY route", (since,))}  # fmt: skip
+        total = sum(routes.values())
+        drafts = {r["state"]: r["n"] for r in self._read("SELECT state, COUNT(*) AS n FROM drafts GROUP BY state")}
+        reviewed = sum(drafts.get(s, 0) for s in ("approved", "edited", "rejected"))
+        thumbs = {bool(r["up"]): r["n"] for r in self._read("SELECT up, COUNT(*) AS n FROM feedback GROUP BY up")}
+        unanswered = [dict(r) for r in self._read(
+            "SELECT q.text AS question, COUNT(*) AS n FROM messages b JOIN messages q "
+            "ON q.id = (SELECT MAX(id) FROM messages WHERE conversation_id = b.conversation_id AND id < b.id "
+            "AND role = 'user') WHERE b.role = 'bot' AND b.route = 'handoff' AND b.faq_ids = '[]' "
+            "AND b.created_at >= ? GROUP BY lower(q.text) ORDER BY n DESC LIMIT ?", (since, top))]  # fmt: skip
+        return {
+            "per_day": per_day,
+            "routes": {r: routes.get(r, 0) for r in ("answer", "draft", "handoff")},
+            "route_share": {r: (routes.get(r, 0) / total if total else 0.0) for r in ("answer", "draft", "handoff")},
+            "drafts": {s: drafts.get(s, 0) for s in ("pending", "approved", "edited", "rejected")},
+            "approval_rate": (drafts.get("approved", 0) + drafts.get("edited", 0)) / reviewed if reviewed else None,
+            "edit_rate": drafts.get("edited", 0) / reviewed if reviewed else None,
+            "thumbs_up": thumbs.get(True, 0),
+            "thumbs_down": thumbs.get(False, 0),
+            "top_unanswered": unanswered,
+        }
+
+    # -- users and sessions -------------------------------------------------------------------------------------
+    def add_user(self, name: str, role: Literal["agent", "admin"], password: str) -> User:
+        if role not in ("agent", "admin"):
+            raise StoreError(f"role must be agent or admin, got {role!r}")
+        if not name.strip() or len(password) < 8:
+            raise StoreError("a user needs a name and a password of at least 8 characters")
+        created = time.time()
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT INTO users VALUES (?, ?, ?, ?)", (name, role, hash_password(password), created))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"user {name!r} already exists") from exc
+        return User(name, role, created)
+
+    def users(self) -> list[User]:
+        return [User(r["name"], r["role"], r["created_at"]) for r in self._read("SELECT * FROM users ORDER BY name")]
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user when the password matches, else None."""
+        rows = self._read("SELECT * FROM users WHERE name = ?", (name,))
+        if not rows or not verify_password(password, rows[0]["password_hash"]):
+            return None
+        return User(rows[0]["name"], rows[0]["role"], rows[0]["created_at"])
+
+    def create_session(self, name: str, ttl_s: float) -> str:
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (token, name, now, now + ttl_s))
+        return token
+
+    def session_user(self, token: str) -> User | None:
+        """The user of an unexpired session, else None."""
+        rows = self._read(
+            "SELECT u.* FROM sessions s JOIN users u ON u.name = s.user_name WHERE s.token = ? AND s.expires_at > ?",
+            (token, time.time()),
+        )
+        return User(rows[0]["name"], rows[0]["role"], rows[0]["created_at"]) if rows else None
+
+    def delete_session(self, token: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM sessions WHERE token = ?", (token,))
