@@ -18,7 +18,7 @@ class KBConfig:
     """FAISS factory string over inner product: `Flat` (exact) or e.g. `HNSW32` for large FAQs."""
     hnsw_ef_search: int = 64
     """efSearch for HNSW indexes (ignored for `Flat`)."""
-    dense_weight: float = 0.7
+    dense_weight: float = 0.8
     """Fusion weight of the dense cosine against the normalised BM25 score (1 = dense only, 0 = BM25 only)."""
     cjk_dense_weight: float = 0.3
     """Fusion weight used instead of `dense_weight` for queries written in Chinese/Japanese/Korean script: the

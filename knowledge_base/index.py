@@ -109,7 +109,7 @@ class LexicalIndex:
 class Fusion:
     """How dense and lexical scores combine, and how the fused score maps to a calibrated confidence."""
 
-    dense_weight: float = 0.7
+    dense_weight: float = 0.8
     cjk_dense_weight: float = 0.3
     slope: float = 12.0
     offset: float = -7.0
@@ -126,7 +126,8 @@ class Retriever:
     search holding a reference to it never sees another version."""
 
     def __init__(self, version: str, entries: Sequence[FaqEntry], vectors: np.ndarray, faiss_index,
-                 lexical: LexicalIndex, fusion: Fusion, candidates: int = 30):
+                 lexical: LexicalIndex, fusion: Fusion, candidates: int = 30,
+                 entry_lexical: LexicalIndex | None = None):
         self.version = version
         self.entries = tuple(entries)
         self.by_id = {e.id: e for e in self.entries}
@@ -137,6 +138,9 @@ class Retriever:
         self.vectors = vectors  # (rows, dim), L2-normalised; may be a read-only memmap
         self.faiss_index = faiss_index
         self.lexical = lexical
+        # BM25 over each entry's phrasings joined: the words of the whole intent, not of one phrasing.
+        self.entry_lexical = entry_lexical or LexicalIndex.build(
+            [[t for p in e.phrasings for t in tokenize(p)] for e in self.entries])
         self.fusion = fusion
         self.candidates = candidates
 
@@ -144,8 +148,9 @@ class Retriever:
     def build(cls, version: str, entries: Sequence[FaqEntry], vectors: np.ndarray, fusion: Fusion,
               factory: str = "Flat", ef_search: int = 64, candidates: int = 30) -> Retriever:
         docs = [tokenize(p) for e in entries for p in e.phrasings]
+        entry_docs = [[t for p in e.phrasings for t in tokenize(p)] for e in entries]
         return cls(version, entries, vectors, build_faiss_index(vectors, factory, ef_search),
-                   LexicalIndex.build(docs), fusion, candidates)
+                   LexicalIndex.build(docs), fusion, candidates, LexicalIndex.build(entry_docs))
 
     def _entry_max(self, row_scores: np.ndarray) -> np.ndarray:
         return np.maximum.reduceat(row_scores, self.starts) if len(self.starts) else row_scores
@@ -168,24 +173,29 @@ class Retriever:
                     cand.add(int(self.row_entry[r]))
                     if len(cand) >= c:
                         break
-        lex_rows, self_score = self.lexical.scores(tokenize(query))
+        tokens = tokenize(query)
+        lex_rows, self_score = self.lexical.scores(tokens)
         lex_norm = np.minimum(lex_rows / self_score, 1.0) if self_score > 0 else lex_rows
+        ent_rows, ent_self = self.entry_lexical.scores(tokens)
+        ent_norm = np.minimum(ent_rows / ent_self, 1.0) if ent_self > 0 else ent_rows
         if w < 1:
-            lex_entry = self._entry_max(lex_norm)
+            lex_entry = 0.5 * self._entry_max(lex_norm) + 0.5 * ent_norm
             nz = np.flatnonzero(lex_entry)
             if len(nz):
                 best = nz[np.argsort(-lex_entry[nz], kind="stable")[:c]]
                 cand.update(int(i) for i in best)
         if not cand:
             return []
-        ids = np.fromiter(cand, dtype=np.int64)
         scored = []
-        for i in ids:
+        for i in cand:
             s, e = self.starts[i], self.starts[i] + len(self.entries[i].phrasings)
-            cos = np.asarray(self.vectors[s:e]) @ query_vector
+            cos = np.asarray(self.vectors[s:e]) @ query_vector  # (phrasings,)
             lex = lex_norm[s:e]
+            # An entry scores by its best phrasing, smoothed by its best three (a nearest-neighbours vote).
+            top3 = np.sort(cos)[-3:]
+            dense = float(0.5 * top3[-1] + 0.5 * top3.mean())
+            lexical = float(0.5 * lex.max() + 0.5 * ent_norm[i])
             best_row = int(np.argmax(w * cos + (1 - w) * lex))
-            dense, lexical = float(cos.max()), float(lex.max())
             fused = w * max(dense, 0.0) + (1 - w) * lexical
             scored.append((fused, dense, lexical, int(i), s + best_row))
         scored.sort(key=lambda t: (-t[0], t[3]))

@@ -4,7 +4,8 @@ retriever that is swapped atomically on build, reload and rollback.
 Layout under `root`:
 
     CURRENT                 the current version's name (replaced atomically with os.replace)
-    versions/v0001/         manifest.json, entries.jsonl, vectors.npy, index.faiss, lexical.npz
+    versions/v0001/         manifest.json, entries.jsonl, vectors.npy, index.faiss, lexical.npz,
+                            lexical_entries.npz
     versions/.build-*/      a build in progress; never current, removed by the next build
     cache/                  embeddings by content hash
     .lock                   held by a build, rollback or prune (other processes wait)
@@ -236,6 +237,7 @@ class KnowledgeBase:
         np.save(folder / "vectors.npy", vectors)
         faiss.write_index(retriever.faiss_index, str(folder / "index.faiss"))
         np.savez(folder / "lexical.npz", **retriever.lexical.arrays())
+        np.savez(folder / "lexical_entries.npz", **retriever.entry_lexical.arrays())
         manifest = {
             "format": MANIFEST_FORMAT, "version": version, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "entries": len(entries), "phrasings": len(phrasings), "corpus_hash": corpus_hash(entries),
@@ -276,7 +278,10 @@ class KnowledgeBase:
         configure_faiss(index, self.config.hnsw_ef_search)
         with np.load(folder / "lexical.npz", allow_pickle=False) as data:
             lexical = LexicalIndex.from_arrays(dict(data))
-        return Retriever(version, entries, vectors, index, lexical, self.fusion, self.config.candidates)
+        with np.load(folder / "lexical_entries.npz", allow_pickle=False) as data:
+            entry_lexical = LexicalIndex.from_arrays(dict(data))
+        return Retriever(version, entries, vectors, index, lexical, self.fusion, self.config.candidates,
+                         entry_lexical)
 
     # -- versions -----------------------------------------------------------------------------------------------
     def _info(self, version: str) -> VersionInfo:

@@ -42,9 +42,11 @@ class Hit:
     score: float
     """Calibrated confidence in [0, 1] that this entry answers the query; routing thresholds apply to it."""
     dense: float = 0.0
-    """Best cosine similarity of the query with the entry's phrasings."""
+    """Dense similarity: the mean of the best cosine of the query with the entry's phrasings and of the mean of
+    its best three."""
     lexical: float = 0.0
-    """BM25 score of the best phrasing, as a fraction of the query's own BM25 self-score, in [0, 1]."""
+    """Lexical similarity in [0, 1]: the mean of the best phrasing's BM25 score and the BM25 score of all the entry's
+    phrasings together, each as a fraction of the query's own BM25 self-score."""
     matched: str = ""
     """The phrasing that matched best."""
     index_version: str = ""
