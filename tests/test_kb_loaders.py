@@ -42,7 +42,8 @@ def test_good_files_load(tmp_path, name, text, expected):
 BAD = [
     ("missing_field.jsonl", _jsonl({"id": "a", "question": "Q"}), [(1, "missing or empty 'answer'")]),
     ("empty_field.jsonl", _jsonl({"id": "a", "question": "  ", "answer": "A"}), [(1, "missing or empty 'question'")]),
-    ("duplicate.jsonl", _jsonl({"id": "a", "question": "Q", "answer": "A"}, {"id": "a", "question": "Q2", "answer": "B"}),
+    ("duplicate.jsonl",
+     _jsonl({"id": "a", "question": "Q", "answer": "A"}, {"id": "a", "question": "Q2", "answer": "B"}),
      [(2, "duplicate id 'a' (first on line 1)")]),
     ("bad_json.jsonl", _jsonl({"id": "a", "question": "Q", "answer": "A"}, '{"id": "b", "question": '),
      [(2, "not valid JSON")]),
@@ -84,7 +85,8 @@ def test_all_problems_reported_at_once(tmp_path):
     lines = sorted({p.line for p in validate_faq(path)})
     assert lines == [1, 3]
     messages = " | ".join(p.message for p in validate_faq(path))
-    assert "'answer'" in messages and "duplicate id 'b'" in messages and "'question'" in messages and "extra" in messages
+    for expected in ("'answer'", "duplicate id 'b'", "'question'", "extra"):
+        assert expected in messages
 
 
 def test_bad_encoding_names_the_line(tmp_path):
