@@ -47,7 +47,8 @@ INJECTION_PATTERNS = tuple(
         r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(previous|prior|above|earlier|all|your|the|system)\b"
         r".{0,30}\b(instructions?|prompts?|rules?|directions?|guidelines?|context)\b",
         r"\b(reveal|show|print|repeat|display|output|leak|tell me|what (is|are)|give me)\b.{0,40}"
-        r"\b(system prompt|your (instructions|prompt|rules|guidelines)|initial prompt|hidden prompt|"
+        r"\b(system prompt|your ((hidden|secret|initial|original) )?(instructions|prompt|rules|guidelines)|"
+        r"initial prompt|hidden (prompt|instructions)|"
         r"the (text|words) above)\b",
         r"\byou are now\b|\bfrom now on,? you\b|\bpretend (to be|you are)\b|\bact as (an?|the)\b",
         r"\b(developer|dan|god|jailbreak|debug) mode\b|\bjailbreak\b|\bDAN\b",
