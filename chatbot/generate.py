@@ -139,7 +139,7 @@ def choose_tokens(logits: Any, histories: Sequence[Sequence[int]], configs: Sequ
     logits = logits.float()
     chosen = []
     for row, (history, config, generator) in enumerate(zip(histories, configs, generators, strict=True)):
-        scores = logits[row]
+        scores = logits[row].clone()
         if history and config.repetition_penalty != 1.0:
             seen = torch.tensor(sorted(set(history)), dtype=torch.long, device=scores.device)
             values = scores[seen]

@@ -42,6 +42,7 @@ class _Sequence:
     prompt_ids: list[int]
     config: GenerationConfig
     cancel: threading.Event
+    """Internal: set when the consumer stops reading."""
     out: queue.Queue
     decoder: PieceDecoder
     generator: Any
@@ -51,6 +52,12 @@ class _Sequence:
     last: int = 0
     done: bool = False
     finish_reason: str = ""
+    external: threading.Event | None = None
+    """The caller's cancel event (the customer pressed stop); never set by the scheduler."""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set() or (self.external is not None and self.external.is_set())
 
 
 class ScheduledStream:
@@ -139,7 +146,8 @@ class BatchScheduler:
         seq = _Sequence(
             prompt_ids=list(prompt_ids),
             config=config,
-            cancel=cancel or threading.Event(),
+            cancel=threading.Event(),
+            external=cancel,
             out=queue.Queue(),
             decoder=PieceDecoder(self.loaded.tokenizer, config.stop),
             generator=make_generator(config, self.loaded.device),
@@ -186,7 +194,7 @@ class BatchScheduler:
                     seq = self._incoming.get_nowait()
                 except queue.Empty:
                     break
-                if seq.cancel.is_set():
+                if seq.cancelled:
                     seq.finish_reason = "cancelled"
                     seq.out.put(_END)
                     continue
@@ -321,7 +329,7 @@ class BatchScheduler:
     def _drop_finished(self, rows, cache, mask):
         """Remove finished or cancelled rows from the batch, and cache columns no row attends to any more."""
         for seq in rows:
-            if not seq.done and seq.cancel.is_set():
+            if not seq.done and seq.cancelled:
                 seq.done = True
                 seq.finish_reason = "cancelled"
                 seq.out.put(_END)

@@ -34,7 +34,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(engine, text, code):
 
 
 def test_utf8_bytes_are_accepted(engine):
-    reply = engine.reply(engine.start_conversation(), "How do I get a refund?".encode())
+    reply = engine.reply(engine.start_conversation(), b"How do I get a refund?")
     assert reply.route == "answer"
 
 
