@@ -268,7 +268,9 @@ def load_model(config: ModelConfig, *, adapter: str | None | Path = ..., trainab
     """
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     start = time.perf_counter()
     device = resolve_device(config)
     dtype = resolve_dtype(config, device)
