@@ -111,8 +111,8 @@ class Fusion:
 
     dense_weight: float = 0.8
     cjk_dense_weight: float = 0.3
-    slope: float = 12.0
-    offset: float = -7.0
+    slope: float = 5.73
+    offset: float = -2.68
 
     def weight(self, query: str) -> float:
         return self.cjk_dense_weight if has_cjk(query) else self.dense_weight

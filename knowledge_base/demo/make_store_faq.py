@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 N_PHRASINGS = 12
+N_QUERIES = 20
 
 # intent -> (question, answer). Concrete facts so a grounding check downstream has something to check.
 ANSWERS: dict[str, tuple[str, str]] = {
@@ -152,6 +153,18 @@ def main(csv_path: str) -> None:
                     "category": category[intent]})
     out.extend(SPANISH)
     target = Path(__file__).with_name("store_faq.jsonl")
+    # Held-out phrasings (never in alt_questions) as labelled queries, plus CLINC150's out-of-scope validation rows.
+    used = {t for e in out for t in e["alt_questions"]}
+    queries = []
+    for intent in sorted(by_intent):
+        pool = sorted(set(by_intent[intent]) - used, key=lambda t: hashlib.sha1(t.encode()).hexdigest())
+        queries += [{"query": t, "faq_id": intent} for t in pool if "{{" not in t][:N_QUERIES]
+    clinc = Path(csv_path).parents[1] / "clinc150" / "data_full_trainval.json"
+    if clinc.exists():
+        queries += [{"query": t, "faq_id": None} for t, _ in json.loads(clinc.read_text())["oos_val"]]
+    with open(target.with_name("store_queries.jsonl"), "w", encoding="utf-8") as f:
+        for q in queries:
+            f.write(json.dumps(q, ensure_ascii=False) + "\n")
     with open(target, "w", encoding="utf-8") as f:
         for entry in out:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
