@@ -106,7 +106,8 @@ class SentenceTransformerEmbedder:
 
                 path = embedded_model_path() if self.model_ref == "embedded" else self.model_ref
                 self._model = SentenceTransformer(str(path), device=self.device)
-                get_dim = getattr(self._model, "get_sentence_embedding_dimension", None)
+                get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+                    self._model, "get_sentence_embedding_dimension", None)
                 self._dim = int(get_dim()) if get_dim else int(self._model.encode(["x"]).shape[1])
         return self
 
