@@ -10,6 +10,7 @@ shown text).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ from chatbot.store import ConversationClosedError, NotFoundError, Store
 from knowledge_base.records import Hit
 
 log = logging.getLogger(__name__)
+_SENTENCE_END = re.compile(r"[.!?。！？]\s|\n")
+DRIFT_MIN_WORDS = 8
+"""The drift check runs at sentence ends once the reply has this many words (a short "Sure." says nothing)."""
 
 NOTICES = {
     "hold": {
@@ -371,6 +375,7 @@ class Engine:
         checking = cfg.routing.grounding
         start = time.perf_counter()
         failure = ""
+        checked_upto = 0
         try:
             pieces = self.backend.stream(request, cancel)
             for piece in pieces:
@@ -381,6 +386,23 @@ class Engine:
                     if cancel_generation:
                         cancel_generation()
                     break
+                if (
+                    checking
+                    and sources
+                    and _SENTENCE_END.search(gate.text, checked_upto)
+                    and len(gate.text.split()) >= DRIFT_MIN_WORDS
+                ):
+                    # drift is checked at each sentence end, so a wandering reply stops after one sentence
+                    checked_upto = len(gate.text)
+                    similarity = self._similarity(gate.text, sources[0].entry.answer)
+                    if similarity < cfg.routing.drift_threshold:
+                        failure = (
+                            f"drifted from the source (similarity {similarity:.2f} < {cfg.routing.drift_threshold})"
+                        )
+                        cancel_generation = getattr(pieces, "close", None)
+                        if cancel_generation:
+                            cancel_generation()
+                        break
                 if released:
                     if "ttft" not in timings:
                         timings["ttft"] = time.perf_counter() - start

@@ -158,3 +158,23 @@ def test_health(engine):
     health = engine.health()
     assert health["model_loaded"] and health["index_version"] == engine.kb.current_version
     assert health["queue_depth"] == 0
+
+
+def test_drift_stops_the_stream_after_the_first_wandering_sentence(engine, scripted_backend):
+    scripted_backend.queue(
+        "Visit the website of your local bank and select Finance from the menu on the homepage. "
+        "You will then be directed to an online payment system with various types of money."
+    )
+    stream = engine.stream(engine.start_conversation(), "How do I get a refund?")
+    shown = "".join(stream)
+    assert "online payment system" not in shown
+    assert stream.reply.fallback and stream.reply.text == stream.reply.sources[0].entry.answer
+
+
+def test_short_first_sentence_is_not_a_drift(engine, scripted_backend):
+    scripted_backend.queue(
+        "Sure. Start a return in My Orders > Return item and send the item back within 30 days; the refund "
+        "reaches your original payment method within 14 days of our receiving it."
+    )
+    reply = engine.reply(engine.start_conversation(), "How do I get a refund?")
+    assert not reply.fallback and reply.text.startswith("Sure. Start a return")
