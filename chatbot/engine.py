@@ -35,6 +35,8 @@ from knowledge_base.records import Hit
 
 log = logging.getLogger(__name__)
 _SENTENCE_END = re.compile(r"[.!?。！？]\s|\n")
+FACT_SOURCE_RATIO = 0.8
+"""Facts in a reply must come from sources scoring at least this share of the top source's score."""
 DRIFT_MIN_WORDS = 8
 """The drift check runs at sentence ends once the reply has this many words (a short "Sure." says nothing)."""
 
@@ -369,7 +371,10 @@ class Engine:
         messages = build_messages(cfg.prompt, hits, history, language)
         request = GenerationRequest(messages, cfg.generation, cfg.prompt.max_prompt_tokens)
         sources = hits[: cfg.prompt.max_sources]
-        allowed = supported_facts([*(h.entry.answer for h in sources), *(h.entry.question for h in sources),
+        # Facts may come only from sources that plausibly answer the question, not from a weak third hit.
+        floor = max(cfg.kb.draft_threshold, FACT_SOURCE_RATIO * sources[0].score) if sources else 0.0
+        fact_sources = [h for h in sources if h.score >= floor] or list(sources[:1])
+        allowed = supported_facts([*(h.entry.answer for h in fact_sources), *(h.entry.question for h in fact_sources),
                                    *(t.content for t in history if t.role == "user")])  # fmt: skip
         gate = FactGate(allowed)
         checking = cfg.routing.grounding

@@ -70,7 +70,13 @@ NUMBER_WORDS = {
     "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "ninety": "90",
     "hundred": "100", "thousand": "1000", "once": "1", "twice": "2",
 }  # fmt: skip
+_DURATION = re.compile(
+    r"(\d+(?:[.,]\d+)?|" + "|".join(NUMBER_WORDS) + r")(?:\s*(?:-|–|to|or)\s*(\d+(?:[.,]\d+)?))?\s*"
+    r"(?:business |working |calendar |full )?(minute|min|hour|hr|day|week|month|year)s?\b",
+    re.IGNORECASE,
+)
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_NUMBER_TAIL = re.compile(r"\d[\d.,:-]*$|\b(" + "|".join(NUMBER_WORDS) + r")$", re.IGNORECASE)
 FACT_HINT = re.compile(r"\d|@|https?:|www\.|" + _NUMBER_WORD.pattern, re.IGNORECASE)
 """Text that may hold a fact: digits, an e-mail, a URL or a number word."""
 
@@ -118,7 +124,8 @@ def _number_key(token: str) -> str:
 
 def extract_facts(text: str) -> set[str]:
     """Fact-like tokens of `text`, normalised: e-mail addresses, URLs (lower-case, no scheme or trailing slash),
-    numbers (prices, durations, times, phone parts; `1,000` -> `1000`, number words -> digits)."""
+    numbers (prices, times, phone parts; `1,000` -> `1000`, number words -> digits), and durations with their unit
+    (`3-5 business days` -> `dur:3 day`, `dur:5 day`)."""
     text = _CITATION.sub(" ", text)
     facts: set[str] = set()
     for match in _EMAIL.finditer(text):
@@ -132,6 +139,11 @@ def extract_facts(text: str) -> set[str]:
         facts.add("num:" + _number_key(match.group()))
     for match in _NUMBER_WORD.finditer(text):
         facts.add("num:" + NUMBER_WORDS[match.group().lower()])
+    for match in _DURATION.finditer(text):  # "5 minutes" must match a source's 5 minutes, not any 5
+        unit = {"min": "minute", "hr": "hour"}.get(match.group(3).lower(), match.group(3).lower())
+        for value in filter(None, (match.group(1), match.group(2))):
+            value = NUMBER_WORDS.get(value.lower(), value)
+            facts.add(f"dur:{_number_key(value)} {unit}")
     return facts
 
 
@@ -187,6 +199,10 @@ class FactGate:
             return ""
         self.text += piece
         boundary = max(self.text.rfind(" "), self.text.rfind("\n"))
+        # A number waits for the next word: "5" may turn out to be "5 minutes", a duration checked with its unit.
+        words = list(re.finditer(r"\S+", self.text[: max(boundary, 0)]))
+        if words and _NUMBER_TAIL.search(words[-1].group()):
+            boundary = words[-1].start() - 1
         if boundary < self.released:
             tail = self.text[self.released :]
             return "" if FACT_HINT.search(tail) else self._release(len(self.text))

@@ -178,3 +178,20 @@ def test_short_first_sentence_is_not_a_drift(engine, scripted_backend):
     )
     reply = engine.reply(engine.start_conversation(), "How do I get a refund?")
     assert not reply.fallback and reply.text.startswith("Sure. Start a return")
+
+
+def test_invented_duration_with_a_known_number_is_caught_before_it_is_shown(engine, scripted_backend):
+    # "2" is in the source (2 hours), "2 minutes" is not: the number waits for its unit
+    scripted_backend.queue("You can change an order within 2 minutes of placing it in My Orders.")
+    stream = engine.stream(engine.start_conversation(), "How can I change an order I already placed?")
+    shown = "".join(stream)
+    assert "2" not in shown and stream.reply.fallback
+
+
+def test_facts_from_a_weak_third_source_are_not_allowed(engine, scripted_backend):
+    reply = engine.reply(engine.start_conversation(), "Which payment methods do you accept?")
+    weak = [h for h in reply.sources[1:] if h.score < 0.8 * reply.sources[0].score]
+    assert weak, "the demo FAQ should give weaker secondary hits here"
+    scripted_backend.queue("We accept Visa and PayPal, and delivery takes 3-5 business days.")
+    reply = engine.reply(engine.start_conversation(), "Which payment methods do you accept?")
+    assert reply.fallback
