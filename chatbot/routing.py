@@ -77,8 +77,8 @@ _DURATION = re.compile(
 )
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 _NUMBER_TAIL = re.compile(r"\d[\d.,:-]*$|\b(" + "|".join(NUMBER_WORDS) + r")$", re.IGNORECASE)
-FACT_HINT = re.compile(r"\d|@|https?:|www\.|" + _NUMBER_WORD.pattern, re.IGNORECASE)
-"""Text that may hold a fact: digits, an e-mail, a URL or a number word."""
+FACT_HINT = re.compile(r"\d|@|https?:|www\.|\w\.\w|/|" + _NUMBER_WORD.pattern, re.IGNORECASE)
+"""Text that may hold a fact: digits, an e-mail, a URL or domain, a path or a number word."""
 
 
 def _normal(text: str) -> str:
@@ -171,9 +171,9 @@ def check_grounding(reply: str, allowed: set[str]) -> GroundingResult:
 class FactGate:
     """Streams text while holding back anything that could be an unchecked fact.
 
-    `feed(piece)` returns the text now safe to show: everything up to the last word boundary whose facts are all
-    supported. A word still growing (no space after it yet) is held only if it may hold a fact. When an
-    unsupported fact completes, `failed` is set and nothing more is released.
+    `feed(piece)` returns the text now safe to show: the complete words so far (a word still growing is held, and a
+    number is held until the word after it, its unit, is complete), once the facts in them are all supported. When
+    an unsupported fact completes, `failed` is set and nothing more is released.
     """
 
     def __init__(self, allowed: set[str]):
@@ -198,19 +198,15 @@ class FactGate:
         if self.failed:
             return ""
         self.text += piece
+        # Only complete words go out: a word still growing may turn into a fact ("www" -> "www.acme.com").
         boundary = max(self.text.rfind(" "), self.text.rfind("\n"))
         # A number waits for the next word: "5" may turn out to be "5 minutes", a duration checked with its unit.
         words = list(re.finditer(r"\S+", self.text[: max(boundary, 0)]))
         if words and _NUMBER_TAIL.search(words[-1].group()):
             boundary = words[-1].start() - 1
-        if boundary < self.released:
-            tail = self.text[self.released :]
-            return "" if FACT_HINT.search(tail) else self._release(len(self.text))
-        out = self._release(boundary)
-        tail = self.text[self.released :]
-        if out and tail and not FACT_HINT.search(tail) and not self.failed:
-            out += self._release(len(self.text))
-        return out
+        if boundary <= self.released:
+            return ""
+        return self._release(boundary)
 
     def finish(self) -> str:
         """The rest at the end of generation, if it passes."""
