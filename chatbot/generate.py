@@ -61,6 +61,27 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def forward(model: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """`model(...)` with the KV cache passed under the name this transformers version uses (`cache` in 5.2x,
+    `past_key_values` before); returns `(logits, cache)`."""
+    cache = kwargs.pop("cache", None)
+    out = model(**kwargs, **{_cache_name(model): cache})
+    return out.logits, (out.cache if hasattr(out, "cache") else out.past_key_values)
+
+
+_CACHE_NAMES: dict[type, str] = {}
+
+
+def _cache_name(model: Any) -> str:
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if type(base) not in _CACHE_NAMES:
+        params = inspect.signature(base.forward).parameters
+        _CACHE_NAMES[type(base)] = "cache" if "cache" in params else "past_key_values"
+    return _CACHE_NAMES[type(base)]
+
+
 def stop_token_ids(tokenizer: Any) -> set[int]:
     """Token ids that end a reply: the tokenizer's EOS and the chat template's end-of-turn tokens."""
     ids = set()
@@ -215,9 +236,8 @@ class SingleStream:
                 if self.cancel.is_set():
                     self.finish_reason = "cancelled"
                     break
-                out = model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
-                cache = out.cache
-                token = choose_tokens(out.logits[:, -1, :], [generated], [self.config], [generator])[0]
+                logits, cache = forward(model, input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
+                token = choose_tokens(logits[:, -1, :], [generated], [self.config], [generator])[0]
                 if token in stops:
                     self.finish_reason = "stop"
                     break

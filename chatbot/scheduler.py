@@ -28,6 +28,7 @@ from chatbot.generate import (
     GenerationRequest,
     PieceDecoder,
     choose_tokens,
+    forward,
     make_generator,
     stop_token_ids,
 )
@@ -285,11 +286,12 @@ class BatchScheduler:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
         cache = DynamicCache()
-        out = self.loaded.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
-        )
-        self._choose(arrivals, out.logits[:, -1, :])
-        return out.cache, mask
+        logits, cache = forward(
+            self.loaded.model, input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+            use_cache=True, logits_to_keep=1,
+        )  # fmt: skip
+        self._choose(arrivals, logits[:, -1, :])
+        return cache, mask
 
     def _decode(self, rows: list[_Sequence], cache: Any, mask: Any) -> tuple[Any, Any]:
         import torch
@@ -298,11 +300,12 @@ class BatchScheduler:
         ids = torch.tensor([[s.last] for s in rows], device=device)
         positions = torch.tensor([[s.position - 1] for s in rows], device=device)
         mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
-        out = self.loaded.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
-        )
-        self._choose(rows, out.logits[:, -1, :])
-        return out.cache, mask
+        logits, cache = forward(
+            self.loaded.model, input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+            use_cache=True, logits_to_keep=1,
+        )  # fmt: skip
+        self._choose(rows, logits[:, -1, :])
+        return cache, mask
 
     def _merge(self, rows, cache, mask, arrivals, new_cache, new_mask):
         """Stack the arrivals' cache under the running batch's, left-padding the shorter one in time."""

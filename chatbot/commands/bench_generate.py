@@ -26,13 +26,16 @@ def register(subparsers) -> None:
 
 def bench_prompt(tokenizer: Any, prompt_config: Any) -> list[int]:
     """The benchmark prompt: a refund question with three demo-FAQ sources (about 300 tokens)."""
+    from pathlib import Path
+
+    import knowledge_base
     from chatbot.prompt import build_messages, render_prompt
     from chatbot.records import Turn
-    from knowledge_base.kb import demo_faq_path
-    from knowledge_base.loaders import load_faq
-    from knowledge_base.records import Hit
+    from knowledge_base.records import FaqEntry, Hit
 
-    entries = {e.id: e for e in load_faq(demo_faq_path())}
+    demo = Path(knowledge_base.__file__).parent / "demo" / "store_faq.jsonl"
+    rows = [json.loads(line) for line in demo.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries = {r["id"]: FaqEntry(r["id"], r["question"], r["answer"]) for r in rows}
     hits = [Hit(entries[i], s) for i, s in (("get_refund", 0.9), ("check_refund_policy", 0.7), ("track_refund", 0.6))]
     history = [Turn("user", "Hi, I bought a jacket two weeks ago and it does not fit. How do I get my money back?")]
     messages = build_messages(prompt_config, hits, history, "en")
