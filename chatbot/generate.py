@@ -157,39 +157,52 @@ def choose_tokens(logits: Any, histories: Sequence[Sequence[int]], configs: Sequ
     """
     import torch
 
-    logits = logits.float()
-    chosen = []
-    for row, (history, config, generator) in enumerate(zip(histories, configs, generators, strict=True)):
-        scores = logits[row].clone()
-        if history and config.repetition_penalty != 1.0:
-            seen = torch.tensor(sorted(set(history)), dtype=torch.long, device=scores.device)
-            values = scores[seen]
-            scores[seen] = torch.where(
-                values > 0, values / config.repetition_penalty, values * config.repetition_penalty
-            )
+    scores = logits.float().clone()  # (B, V); the model's own logits stay untouched
+    device = scores.device
+    # Repetition penalty for all rows at once: one (B, L) index of each row's distinct reply tokens, padded with
+    # the row's first token (a padded slot computes the same penalised value from the same original, so the
+    # duplicate writes of scatter agree).
+    rows = [(r, sorted(set(h)), c.repetition_penalty) for r, (h, c) in enumerate(zip(histories, configs, strict=True))
+            if h and c.repetition_penalty != 1.0]  # fmt: skip
+    if rows:
+        width = max(len(ids) for _, ids, _ in rows)
+        index = torch.tensor([ids + [ids[0]] * (width - len(ids)) for _, ids, _ in rows], dtype=torch.long)
+        penalty = torch.tensor([p for _, _, p in rows], dtype=scores.dtype).unsqueeze(1)
+        row_ids = torch.tensor([r for r, _, _ in rows], dtype=torch.long)
+        index, penalty, row_ids = index.to(device), penalty.to(device), row_ids.to(device)
+        values = scores[row_ids].gather(1, index)
+        updated = torch.where(values > 0, values / penalty, values * penalty)
+        block = scores[row_ids]
+        block.scatter_(1, index, updated)
+        scores[row_ids] = block
+    # n-gram blocking: the banned (row, token) pairs are found on the host, set in one indexing op.
+    banned_rows, banned_tokens = [], []
+    for row, (history, config) in enumerate(zip(histories, configs, strict=True)):
         n = config.no_repeat_ngram_size
         if n and len(history) >= n:
             prefix = tuple(history[len(history) - n + 1 :])
-            banned = [
-                history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i : i + n - 1]) == prefix
-            ]
-            if banned:
-                scores[torch.tensor(banned, dtype=torch.long, device=scores.device)] = float("-inf")
+            for i in range(len(history) - n + 1):
+                if tuple(history[i : i + n - 1]) == prefix:
+                    banned_rows.append(row)
+                    banned_tokens.append(history[i + n - 1])
+    if banned_rows:
+        scores[torch.tensor(banned_rows, device=device), torch.tensor(banned_tokens, device=device)] = float("-inf")
+    chosen = torch.argmax(scores, dim=-1).tolist()  # one device sync for the whole batch
+    for row, (config, generator) in enumerate(zip(configs, generators, strict=True)):
         if config.temperature == 0:
-            chosen.append(int(torch.argmax(scores)))
             continue
-        scores = scores / config.temperature
+        row_scores = scores[row] / config.temperature
         if config.top_k:
-            kth = torch.topk(scores, min(config.top_k, scores.numel())).values[-1]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        probs = torch.softmax(scores, dim=-1)
+            kth = torch.topk(row_scores, min(config.top_k, row_scores.numel())).values[-1]
+            row_scores = row_scores.masked_fill(row_scores < kth, float("-inf"))
+        probs = torch.softmax(row_scores, dim=-1)
         if config.top_p < 1.0:
             sorted_probs, order = torch.sort(probs, descending=True)
             outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > config.top_p
             sorted_probs[outside] = 0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-        chosen.append(int(torch.multinomial(probs, 1, generator=generator)))
-    return chosen
+        chosen[row] = int(torch.multinomial(probs, 1, generator=generator))
+    return [int(t) for t in chosen]
 
 
 def make_generator(config: GenerationConfig, device: str = "cpu") -> Any:

@@ -128,3 +128,41 @@ def test_engine_over_the_scheduler_many_conversations(app_config, demo_kb, tiny_
         # a random model never passes the grounding and drift checks: every reply is the FAQ answer, marked
         assert reply.grounded and reply.fallback and reply.text == reply.sources[0].entry.answer
     engine.close()
+
+
+def test_batched_token_choice_matches_a_row_by_row_reference():
+    import random
+
+    import torch
+
+    from chatbot.generate import choose_tokens
+
+    def reference(logits, histories, configs):
+        out = []
+        for row, (history, config) in enumerate(zip(histories, configs, strict=True)):
+            scores = logits[row].clone()
+            if history and config.repetition_penalty != 1.0:
+                seen = torch.tensor(sorted(set(history)))
+                values = scores[seen]
+                p = config.repetition_penalty
+                scores[seen] = torch.where(values > 0, values / p, values * p)
+            n = config.no_repeat_ngram_size
+            if n and len(history) >= n:
+                prefix = tuple(history[len(history) - n + 1 :])
+                banned = [
+                    history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i : i + n - 1]) == prefix
+                ]
+                if banned:
+                    scores[torch.tensor(banned)] = float("-inf")
+            out.append(int(torch.argmax(scores)))
+        return out
+
+    rng = random.Random(0)
+    torch.manual_seed(0)
+    for _ in range(200):
+        batch, vocab = rng.randint(1, 6), 50
+        logits = torch.randn(batch, vocab) * 3
+        histories = [[rng.randrange(vocab) for _ in range(rng.randint(0, 30))] for _ in range(batch)]
+        configs = [GenerationConfig(repetition_penalty=rng.choice([1.0, 1.15, 2.0]),
+                                    no_repeat_ngram_size=rng.choice([0, 2, 3])) for _ in range(batch)]  # fmt: skip
+        assert choose_tokens(logits, histories, configs, [None] * batch) == reference(logits, histories, configs)
