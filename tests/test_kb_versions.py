@@ -200,3 +200,17 @@ def test_concurrent_searches_during_reload_never_fail_or_mix(kb, tmp_path, kb_co
         t.join()
     assert not errors, errors[0]
     assert len(seen) >= 2
+
+
+def test_hnsw_factory_builds_saves_and_finds(chatbot_home, hash_embedder, tmp_path):
+    kb = KnowledgeBase(chatbot_home / "kb", KBConfig(embedder="hash:256", index_factory="HNSW32"), hash_embedder)
+    kb.build(write_faq(tmp_path / "a.jsonl", "A", n=8))
+    reloaded = KnowledgeBase(kb.root, kb.config, hash_embedder).warm_up()
+    assert type(reloaded._current().faiss_index).__name__ == "IndexHNSWFlat"
+    for topic in ("refund", "password", "invoice"):
+        assert reloaded.search(f"help with my {topic}").hits[0].entry.id == topic
+
+
+def test_reload_without_any_version_says_how_to_build(kb):
+    with pytest.raises(NoSnapshotError, match="chatbot kb build"):
+        kb.reload()
