@@ -44,8 +44,10 @@ def check_data(data: Path) -> None:
     needed = ["banking77/train.csv", "clinc150/data_full_trainval.json", "afqmc/train.csv"]
     missing = [n for n in needed if not (data / n).exists()]
     if missing:
-        raise FileNotFoundError(f"benchmark data not found under {data} (missing {', '.join(missing)}); pass the "
-                                "shared data folder with --data, e.g. --data ../shared/data")
+        raise FileNotFoundError(
+            f"benchmark data not found under {data} (missing {', '.join(missing)}); pass the "
+            "shared data folder with --data, e.g. --data ../shared/data"
+        )
 
 
 def banking77(data: Path, max_queries: int = 1000) -> EvalSet:

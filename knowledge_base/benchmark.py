@@ -21,20 +21,34 @@ METHODS = {"dense": 1.0, "bm25": 0.0, "hybrid": None}
 SETS = {"banking77": benchdata.banking77, "clinc150": benchdata.clinc150, "afqmc": benchdata.afqmc}
 
 
-def run_benchmark(data: Path, embedder: Embedder, config: KBConfig, cache_dir: Path,
-                  scales: Sequence[int] = (100, 10_000, 100_000), sets: Sequence[str] = tuple(SETS),
-                  latency_queries: int = 200, progress: bool = True) -> dict:
+def run_benchmark(
+    data: Path,
+    embedder: Embedder,
+    config: KBConfig,
+    cache_dir: Path,
+    scales: Sequence[int] = (100, 10_000, 100_000),
+    sets: Sequence[str] = tuple(SETS),
+    latency_queries: int = 200,
+    progress: bool = True,
+) -> dict:
     """All sets x scales x methods; returns the JSON-able result (see the README's benchmark section)."""
     from tqdm import tqdm
 
     benchdata.check_data(data)
     cache = EmbeddingCache(cache_dir)
     fusion = Fusion(config.dense_weight, config.cjk_dense_weight, config.calibration_slope, config.calibration_offset)
-    results: dict = {"config": {"embedder": embedder.name, "index_factory": config.index_factory,
-                                "dense_weight": config.dense_weight, "cjk_dense_weight": config.cjk_dense_weight,
-                                "candidates": config.candidates, "latency_queries": latency_queries,
-                                "machine": f"{platform.processor() or platform.machine()}"},
-                     "sets": {}}
+    results: dict = {
+        "config": {
+            "embedder": embedder.name,
+            "index_factory": config.index_factory,
+            "dense_weight": config.dense_weight,
+            "cjk_dense_weight": config.cjk_dense_weight,
+            "candidates": config.candidates,
+            "latency_queries": latency_queries,
+            "machine": f"{platform.processor() or platform.machine()}",
+        },
+        "sets": {},
+    }
     for name in sets:
         base = SETS[name](data)
         pool = benchdata.distractor_pool(data, name, limit=max(scales))
@@ -47,11 +61,24 @@ def run_benchmark(data: Path, embedder: Embedder, config: KBConfig, cache_dir: P
             t0 = time.perf_counter()
             vectors, fresh = cache.encode(embedder, phrasings, progress=progress)
             t1 = time.perf_counter()
-            retriever = Retriever.build(f"{name}-{rows}", entries, vectors, fusion, config.index_factory,
-                                        config.hnsw_ef_search, config.candidates)
+            retriever = Retriever.build(
+                f"{name}-{rows}",
+                entries,
+                vectors,
+                fusion,
+                config.index_factory,
+                config.hnsw_ef_search,
+                config.candidates,
+            )
             t2 = time.perf_counter()
-            row: dict = {"entries": len(entries), "phrasings": len(phrasings), "queries": len(queries),
-                         "embed_s": round(t1 - t0, 2), "embedded_now": fresh, "index_build_s": round(t2 - t1, 2)}
+            row: dict = {
+                "entries": len(entries),
+                "phrasings": len(phrasings),
+                "queries": len(queries),
+                "embed_s": round(t1 - t0, 2),
+                "embedded_now": fresh,
+                "index_build_s": round(t2 - t1, 2),
+            }
             for method, weight in tqdm(METHODS.items(), desc=f"{name} {rows}", disable=not progress, leave=False):
                 outcomes = run_queries(retriever, embedder, queries, dense_weight=weight, vectors=qvecs)
                 m = metrics(outcomes, config.answer_threshold, timed=False)
@@ -84,19 +111,26 @@ def checks(results: dict) -> dict:
 
 def table(results: dict) -> str:
     """A short text table of the results."""
-    lines = [f"{'set':10s} {'rows':>7s} {'method':7s} {'R@1':>6s} {'R@5':>6s} {'MRR':>6s} {'AUROC':>6s} "
-             f"{'p50ms':>6s} {'p99ms':>6s} {'search p99':>10s}"]
+    lines = [
+        f"{'set':10s} {'rows':>7s} {'method':7s} {'R@1':>6s} {'R@5':>6s} {'MRR':>6s} {'AUROC':>6s} "
+        f"{'p50ms':>6s} {'p99ms':>6s} {'search p99':>10s}"
+    ]
     for name, scales in results["sets"].items():
         for rows, row in scales.items():
             for method in METHODS:
                 m = row[method]
                 auroc = f"{m['oos_auroc']:.3f}" if "oos_auroc" in m else "  -   "
-                lines.append(f"{name:10s} {int(rows):7d} {method:7s} {m['recall_at_1']:.3f}  {m['recall_at_5']:.3f}  "
-                             f"{m['mrr']:.3f}  {auroc}  {m['latency_ms_p50']:6.1f} {m['latency_ms_p99']:6.1f} "
-                             f"{m['retrieve_ms_p99']:10.1f}")
+                lines.append(
+                    f"{name:10s} {int(rows):7d} {method:7s} {m['recall_at_1']:.3f}  {m['recall_at_5']:.3f}  "
+                    f"{m['mrr']:.3f}  {auroc}  {m['latency_ms_p50']:6.1f} {m['latency_ms_p99']:6.1f} "
+                    f"{m['retrieve_ms_p99']:10.1f}"
+                )
     return "\n".join(lines)
 
 
 def with_weights(config: KBConfig, dense_weight: float | None = None, cjk: float | None = None) -> KBConfig:
-    return replace(config, dense_weight=config.dense_weight if dense_weight is None else dense_weight,
-                   cjk_dense_weight=config.cjk_dense_weight if cjk is None else cjk)
+    return replace(
+        config,
+        dense_weight=config.dense_weight if dense_weight is None else dense_weight,
+        cjk_dense_weight=config.cjk_dense_weight if cjk is None else cjk,
+    )

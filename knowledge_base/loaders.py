@@ -100,8 +100,9 @@ def _check_entry(data: dict, line: int, problems: list[Problem], seen: dict[str,
                 problems.append(Problem(line, f"{len(alts)} alt_questions, the limit is {MAX_ALT_QUESTIONS}"))
             for alt in alts:
                 if len(alt) > MAX_QUESTION:
-                    problems.append(Problem(line, f"an alt_question is {len(alt)} characters, the limit is "
-                                                  f"{MAX_QUESTION}"))
+                    problems.append(
+                        Problem(line, f"an alt_question is {len(alt)} characters, the limit is {MAX_QUESTION}")
+                    )
                     break
     lang = data.get("language")
     if lang not in (None, "") and (not isinstance(lang, str) or not _LANG.match(lang.strip().lower())):
@@ -122,8 +123,14 @@ def _entry(data: dict) -> FaqEntry:
     alts = tuple(a.strip() for a in data.get("alt_questions") or () if a.strip())
     lang = (data.get("language") or "").strip().lower() or None
     cat = (data.get("category") or "").strip() or None
-    return FaqEntry(id=data["id"].strip(), question=data["question"].strip(), answer=data["answer"].strip(),
-                    alt_questions=alts, language=lang, category=cat)
+    return FaqEntry(
+        id=data["id"].strip(),
+        question=data["question"].strip(),
+        answer=data["answer"].strip(),
+        alt_questions=alts,
+        language=lang,
+        category=cat,
+    )
 
 
 def _parse_jsonl(text: str, problems: list[Problem]) -> list[tuple[int, dict]]:
@@ -137,7 +144,7 @@ def _parse_jsonl(text: str, problems: list[Problem]) -> list[tuple[int, dict]]:
             problems.append(Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
             continue
         if not isinstance(data, dict):
-            problems.append(Problem(number, "each line must be a JSON object like {\"id\": ..., \"question\": ...}"))
+            problems.append(Problem(number, 'each line must be a JSON object like {"id": ..., "question": ...}'))
             continue
         rows.append((number, data))
     return rows
@@ -157,8 +164,9 @@ def _parse_csv(text: str, problems: list[Problem]) -> list[tuple[int, dict]]:
         problems.append(Problem(1, f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(FAQ_FIELDS)}"))
     missing = [name for name in REQUIRED if name not in header]
     if missing:
-        problems.append(Problem(1, f"missing column(s) {', '.join(missing)}; the header must name id, question, "
-                                   "answer"))
+        problems.append(
+            Problem(1, f"missing column(s) {', '.join(missing)}; the header must name id, question, answer")
+        )
         return []
     rows = []
     start = reader.line_num + 1
@@ -172,8 +180,13 @@ def _parse_csv(text: str, problems: list[Problem]) -> list[tuple[int, dict]]:
             break
         if any(c.strip() for c in cells):
             if len(cells) != len(header):
-                problems.append(Problem(start, f"{len(cells)} cells, the header has {len(header)}; quote cells "
-                                               "that contain commas or line breaks"))
+                problems.append(
+                    Problem(
+                        start,
+                        f"{len(cells)} cells, the header has {len(header)}; quote cells "
+                        "that contain commas or line breaks",
+                    )
+                )
             else:
                 data: dict = {h: c for h, c in zip(header, cells, strict=True) if h in FAQ_FIELDS}
                 if "alt_questions" in data:

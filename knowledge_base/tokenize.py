@@ -9,7 +9,9 @@ import unicodedata
 
 _TOKEN = re.compile(
     r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+"  # CJK runs
-    r"|[^\W_]+", re.UNICODE)
+    r"|[^\W_]+",
+    re.UNICODE,
+)
 _CJK = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
 _STOPWORD_TEXT = (
@@ -44,7 +46,7 @@ def tokenize(text: str) -> list[str]:
         run = match.group(0)
         if _CJK.match(run):
             out.extend(run)
-            out.extend(run[i:i + 2] for i in range(len(run) - 1))
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
         elif run not in STOPWORDS:
             out.append(_stem(run))
     return out

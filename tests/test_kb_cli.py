@@ -14,8 +14,10 @@ from knowledge_base.kb import demo_faq_path
 @pytest.fixture
 def hash_config(chatbot_home):
     path = chatbot_home / "config.toml"
-    path.write_text('# site settings\n[kb]\nembedder = "hash"  # fast fake\nkeep_versions = 3\n\n[store]\n'
-                    'redact = false\n', encoding="utf-8")
+    path.write_text(
+        '# site settings\n[kb]\nembedder = "hash"  # fast fake\nkeep_versions = 3\n\n[store]\nredact = false\n',
+        encoding="utf-8",
+    )
     return path
 
 
@@ -60,11 +62,13 @@ def test_validate_and_bad_build(hash_config, capsys, tmp_path):
 
 def _queries(tmp_path):
     path = tmp_path / "q.jsonl"
-    rows = [{"query": "how can I get a refund", "faq_id": "get_refund"},
-            {"query": "track my order please", "faq_id": "track_order"},
-            {"query": "I forgot my password", "faq_id": "recover_password"},
-            {"query": "what is the weather in Paris tomorrow", "faq_id": None},
-            {"query": "play some jazz music", "faq_id": ""}]
+    rows = [
+        {"query": "how can I get a refund", "faq_id": "get_refund"},
+        {"query": "track my order please", "faq_id": "track_order"},
+        {"query": "I forgot my password", "faq_id": "recover_password"},
+        {"query": "what is the weather in Paris tomorrow", "faq_id": None},
+        {"query": "play some jazz music", "faq_id": ""},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path
 
@@ -72,15 +76,38 @@ def _queries(tmp_path):
 def test_eval_json_has_the_design_keys(hash_config, capsys, tmp_path):
     assert main(["kb", "eval", "--faq", str(demo_faq_path()), "--queries", str(_queries(tmp_path)), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"n", "in_scope", "recall_at_1", "recall_at_5", "mrr", "latency_ms_p50", "latency_ms_p99",
-                           "oos_auroc", "oos_recall", "answered_accuracy"}
+    assert set(result) == {
+        "n",
+        "in_scope",
+        "recall_at_1",
+        "recall_at_5",
+        "mrr",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "oos_auroc",
+        "oos_recall",
+        "answered_accuracy",
+    }
     assert result["n"] == 5 and result["in_scope"] == 3 and result["recall_at_5"] == 1.0
     assert 0 <= result["oos_auroc"] <= 1
 
 
 def test_calibrate_writes_the_threshold_and_keeps_the_rest(hash_config, capsys, tmp_path):
-    assert main(["kb", "calibrate", "--faq", str(demo_faq_path()), "--queries", str(_queries(tmp_path)),
-                 "--precision", "0.9"]) == 0
+    assert (
+        main(
+            [
+                "kb",
+                "calibrate",
+                "--faq",
+                str(demo_faq_path()),
+                "--queries",
+                str(_queries(tmp_path)),
+                "--precision",
+                "0.9",
+            ]
+        )
+        == 0
+    )
     assert "answer_threshold =" in capsys.readouterr().out
     text = hash_config.read_text(encoding="utf-8")
     doc = tomlkit.parse(text)

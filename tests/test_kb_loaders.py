@@ -14,18 +14,34 @@ def _jsonl(*rows) -> str:
 
 
 GOOD = [
-    ("basic.jsonl", _jsonl({"id": "a", "question": "Q1?", "answer": "A1"},
-                           {"id": "b", "question": "Q2?", "answer": "A2", "alt_questions": ["q2 other", " "],
-                            "language": "EN", "category": "x"}),
-     [("a", "Q1?", (), None), ("b", "Q2?", ("q2 other",), "en")]),
-    ("blank_lines.jsonl", "\n" + _jsonl({"id": "a", "question": "Q", "answer": "A"}) + "\n\n",
-     [("a", "Q", (), None)]),
-    ("basic.csv", 'id,question,answer,alt_questions,language\na,Q1?,A1,"one\ntwo",\nb,"Q, 2",A2,,de\n',
-     [("a", "Q1?", ("one", "two"), None), ("b", "Q, 2", (), "de")]),
+    (
+        "basic.jsonl",
+        _jsonl(
+            {"id": "a", "question": "Q1?", "answer": "A1"},
+            {
+                "id": "b",
+                "question": "Q2?",
+                "answer": "A2",
+                "alt_questions": ["q2 other", " "],
+                "language": "EN",
+                "category": "x",
+            },
+        ),
+        [("a", "Q1?", (), None), ("b", "Q2?", ("q2 other",), "en")],
+    ),
+    ("blank_lines.jsonl", "\n" + _jsonl({"id": "a", "question": "Q", "answer": "A"}) + "\n\n", [("a", "Q", (), None)]),
+    (
+        "basic.csv",
+        'id,question,answer,alt_questions,language\na,Q1?,A1,"one\ntwo",\nb,"Q, 2",A2,,de\n',
+        [("a", "Q1?", ("one", "two"), None), ("b", "Q, 2", (), "de")],
+    ),
     ("bom.csv", "\ufeffid,question,answer\na,Q,A\n", [("a", "Q", (), None)]),
-    ("faq.md", "# Store FAQ\n\n## How do I pay?\nid: pay\nalt: payment options\ncategory: PAYMENT\n\nBy card.\n\n"
-               "## Where is my parcel?\nTrack it in My Orders.\n",
-     [("pay", "How do I pay?", ("payment options",), None), ("where-is-my-parcel", "Where is my parcel?", (), None)]),
+    (
+        "faq.md",
+        "# Store FAQ\n\n## How do I pay?\nid: pay\nalt: payment options\ncategory: PAYMENT\n\nBy card.\n\n"
+        "## Where is my parcel?\nTrack it in My Orders.\n",
+        [("pay", "How do I pay?", ("payment options",), None), ("where-is-my-parcel", "Where is my parcel?", (), None)],
+    ),
 ]
 
 
@@ -42,20 +58,37 @@ def test_good_files_load(tmp_path, name, text, expected):
 BAD = [
     ("missing_field.jsonl", _jsonl({"id": "a", "question": "Q"}), [(1, "missing or empty 'answer'")]),
     ("empty_field.jsonl", _jsonl({"id": "a", "question": "  ", "answer": "A"}), [(1, "missing or empty 'question'")]),
-    ("duplicate.jsonl",
-     _jsonl({"id": "a", "question": "Q", "answer": "A"}, {"id": "a", "question": "Q2", "answer": "B"}),
-     [(2, "duplicate id 'a' (first on line 1)")]),
-    ("bad_json.jsonl", _jsonl({"id": "a", "question": "Q", "answer": "A"}, '{"id": "b", "question": '),
-     [(2, "not valid JSON")]),
+    (
+        "duplicate.jsonl",
+        _jsonl({"id": "a", "question": "Q", "answer": "A"}, {"id": "a", "question": "Q2", "answer": "B"}),
+        [(2, "duplicate id 'a' (first on line 1)")],
+    ),
+    (
+        "bad_json.jsonl",
+        _jsonl({"id": "a", "question": "Q", "answer": "A"}, '{"id": "b", "question": '),
+        [(2, "not valid JSON")],
+    ),
     ("not_object.jsonl", _jsonl('["a", "b"]'), [(1, "must be a JSON object")]),
-    ("unknown_key.jsonl", _jsonl({"id": "a", "question": "Q", "answer": "A", "tags": "x"}),
-     [(1, "unknown field(s) tags")]),
-    ("oversized.jsonl", _jsonl({"id": "a", "question": "Q" * 1001, "answer": "A"}),
-     [(1, "'question' is 1001 characters, the limit is 1000")]),
-    ("bad_alts.jsonl", _jsonl({"id": "a", "question": "Q", "answer": "A", "alt_questions": "one"}),
-     [(1, "'alt_questions' must be a list of strings")]),
-    ("bad_language.jsonl", _jsonl({"id": "a", "question": "Q", "answer": "A", "language": "english"}),
-     [(1, "two-letter ISO 639-1")]),
+    (
+        "unknown_key.jsonl",
+        _jsonl({"id": "a", "question": "Q", "answer": "A", "tags": "x"}),
+        [(1, "unknown field(s) tags")],
+    ),
+    (
+        "oversized.jsonl",
+        _jsonl({"id": "a", "question": "Q" * 1001, "answer": "A"}),
+        [(1, "'question' is 1001 characters, the limit is 1000")],
+    ),
+    (
+        "bad_alts.jsonl",
+        _jsonl({"id": "a", "question": "Q", "answer": "A", "alt_questions": "one"}),
+        [(1, "'alt_questions' must be a list of strings")],
+    ),
+    (
+        "bad_language.jsonl",
+        _jsonl({"id": "a", "question": "Q", "answer": "A", "language": "english"}),
+        [(1, "two-letter ISO 639-1")],
+    ),
     ("unknown_column.csv", "id,question,answer,tags\na,Q,A,x\n", [(1, "unknown column(s) tags")]),
     ("missing_column.csv", "id,question\na,Q\n", [(1, "missing column(s) answer")]),
     ("short_row.csv", "id,question,answer\na,Q\n", [(2, "2 cells, the header has 3")]),
@@ -80,8 +113,14 @@ def test_bad_files_report_every_problem_with_its_line(tmp_path, name, text, expe
 
 def test_all_problems_reported_at_once(tmp_path):
     path = tmp_path / "many.jsonl"
-    path.write_text(_jsonl({"id": "a", "question": "Q", "answer": ""}, {"id": "b", "question": "Q", "answer": "A"},
-                           {"id": "b", "answer": "A", "extra": 1}), encoding="utf-8")
+    path.write_text(
+        _jsonl(
+            {"id": "a", "question": "Q", "answer": ""},
+            {"id": "b", "question": "Q", "answer": "A"},
+            {"id": "b", "answer": "A", "extra": 1},
+        ),
+        encoding="utf-8",
+    )
     lines = sorted({p.line for p in validate_faq(path)})
     assert lines == [1, 3]
     messages = " | ".join(p.message for p in validate_faq(path))
@@ -103,8 +142,12 @@ def test_missing_file(tmp_path):
 
 def test_query_files(tmp_path):
     jl = tmp_path / "q.jsonl"
-    jl.write_text(_jsonl({"query": "refund?", "faq_id": "r"}, {"query": "weather", "faq_id": None},
-                         {"query": "hi", "faq_id": ""}), encoding="utf-8")
+    jl.write_text(
+        _jsonl(
+            {"query": "refund?", "faq_id": "r"}, {"query": "weather", "faq_id": None}, {"query": "hi", "faq_id": ""}
+        ),
+        encoding="utf-8",
+    )
     assert [(q.query, q.faq_id) for q in load_queries(jl)] == [("refund?", "r"), ("weather", None), ("hi", None)]
     csv_path = tmp_path / "q.csv"
     csv_path.write_text("query,faq_id\nrefund?,r\nweather,\n", encoding="utf-8")

@@ -26,9 +26,11 @@ def test_minilm_on_the_demo_faq(minilm, chatbot_home):
     kb = KnowledgeBase(chatbot_home / "kb", KBConfig(), minilm)
     kb.build(demo_faq_path())
     config = kb.config
-    cases = {"how do I get a refund for the shoes I sent back": {"get_refund", "track_refund"},
-             "where is my order? I want to track it": {"track_order"},
-             "I can't remember my login password": {"recover_password"}}
+    cases = {
+        "how do I get a refund for the shoes I sent back": {"get_refund", "track_refund"},
+        "where is my order? I want to track it": {"track_order"},
+        "I can't remember my login password": {"recover_password"},
+    }
     for query, gold in cases.items():
         top = kb.search(query).hits[0]
         assert top.entry.id in gold, (query, top.entry.id)

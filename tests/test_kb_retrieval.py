@@ -96,8 +96,10 @@ def _retriever(entries, embedder, fusion=None):
     return Retriever.build("v-test", entries, vectors, fusion or Fusion())
 
 
-@pytest.mark.parametrize(("query", "gold"), [("花呗退款怎么弄", "zh-refund"), ("为什么借呗额度降低", "zh-limit"),
-                                             ("提前还款花呗", "zh-repay")])
+@pytest.mark.parametrize(
+    ("query", "gold"),
+    [("花呗退款怎么弄", "zh-refund"), ("为什么借呗额度降低", "zh-limit"), ("提前还款花呗", "zh-repay")],
+)
 def test_chinese_faq_is_found_through_the_lexical_side(query, gold):
     embedder = BlindEmbedder(16)
     retriever = _retriever(CHINESE, embedder)
@@ -109,8 +111,10 @@ def test_chinese_faq_is_found_through_the_lexical_side(query, gold):
 
 
 def test_hybrid_hits_carry_scores_and_version(hash_embedder):
-    entries = [FaqEntry("refund", "How do I get a refund?", "14 days", ("I want my money back",)),
-               FaqEntry("track", "Where is my parcel?", "Track it", ("track my order",))]
+    entries = [
+        FaqEntry("refund", "How do I get a refund?", "14 days", ("I want my money back",)),
+        FaqEntry("track", "Where is my parcel?", "Track it", ("track my order",)),
+    ]
     retriever = _retriever(entries, hash_embedder)
     hits = retriever.search("money back please", hash_embedder.encode(["money back please"])[0], k=2)
     assert [h.entry.id for h in hits] == ["refund", "track"]
@@ -127,21 +131,30 @@ def test_calibrated_score_is_monotone_in_the_fused_score():
 
 
 def test_entries_in_the_query_language_rank_first(hash_embedder):
-    entries = [FaqEntry("en", "refund order money", "x", language="en"),
-               FaqEntry("es", "reembolso del pedido", "y", language="es")]
+    entries = [
+        FaqEntry("en", "refund order money", "x", language="en"),
+        FaqEntry("es", "reembolso del pedido", "y", language="es"),
+    ]
     retriever = _retriever(entries, hash_embedder)
     vec = hash_embedder.encode(["refund order"])[0]
     assert retriever.search("refund order", vec, k=2)[0].entry.id == "en"
     assert [h.entry.id for h in retriever.search("refund order", vec, k=2, language="es")] == ["es", "en"]
 
 
-@pytest.mark.parametrize(("text", "default", "expected"), [
-    ("hi", "en", "en"), ("ok", "de", "de"), ("", None, None),
-    ("How do I get a refund for my order?", "en", "en"),
-    ("¿Cómo puedo cancelar mi pedido por favor?", "en", "es"),
-    ("Ich möchte meine Bestellung stornieren", "en", "de"),
-    ("我想退款", "en", "zh"), ("注文をキャンセルしたい", "en", "ja"), ("주문을 취소하고 싶어요", "en", "ko"),
-])
+@pytest.mark.parametrize(
+    ("text", "default", "expected"),
+    [
+        ("hi", "en", "en"),
+        ("ok", "de", "de"),
+        ("", None, None),
+        ("How do I get a refund for my order?", "en", "en"),
+        ("¿Cómo puedo cancelar mi pedido por favor?", "en", "es"),
+        ("Ich möchte meine Bestellung stornieren", "en", "de"),
+        ("我想退款", "en", "zh"),
+        ("注文をキャンセルしたい", "en", "ja"),
+        ("주문을 취소하고 싶어요", "en", "ko"),
+    ],
+)
 def test_detect_language(text, default, expected):
     assert detect_language(text, default=default) == expected
     assert detect_language(text, default=default) == expected  # seeded: the same answer every time

@@ -18,8 +18,15 @@ from knowledge_base.loaders import FaqValidationError, load_faq
 def write_faq(path: Path, tag: str, n: int = 6, extra: list[dict] | None = None) -> Path:
     """An FAQ whose every answer names `tag`, so a hit tells which version it came from."""
     topics = ["refund", "delivery", "password", "invoice", "cancel", "address", "payment", "account"]
-    rows = [{"id": t, "question": f"How does {t} work?", "answer": f"{t} answer {tag}",
-             "alt_questions": [f"question about {t}", f"help with my {t}"]} for t in topics[:n]]
+    rows = [
+        {
+            "id": t,
+            "question": f"How does {t} work?",
+            "answer": f"{t} answer {tag}",
+            "alt_questions": [f"question about {t}", f"help with my {t}"],
+        }
+        for t in topics[:n]
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows + (extra or [])) + "\n", encoding="utf-8")
     return path
 
@@ -49,8 +56,14 @@ def test_demo_kb_fixture_answers(demo_kb):
 def test_build_writes_a_complete_snapshot(kb, tmp_path):
     info = kb.build(write_faq(tmp_path / "a.jsonl", "A"))
     folder = kb.versions_dir / info.version
-    assert {p.name for p in folder.iterdir()} >= {"manifest.json", "entries.jsonl", "vectors.npy", "index.faiss",
-                                                  "lexical.npz", "lexical_entries.npz"}
+    assert {p.name for p in folder.iterdir()} >= {
+        "manifest.json",
+        "entries.jsonl",
+        "vectors.npy",
+        "index.faiss",
+        "lexical.npz",
+        "lexical_entries.npz",
+    }
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["embedder"] == "hash:256" and manifest["dim"] == 256 and manifest["entries"] == 6
     assert (kb.root / "CURRENT").read_text().strip() == info.version and info.current
@@ -59,8 +72,9 @@ def test_build_writes_a_complete_snapshot(kb, tmp_path):
 
 def test_rebuild_reembeds_only_changed_entries(kb, tmp_path):
     kb.build(write_faq(tmp_path / "a.jsonl", "A"))
-    path = write_faq(tmp_path / "b.jsonl", "B", extra=[{"id": "new", "question": "A brand new question",
-                                                        "answer": "x"}])
+    path = write_faq(
+        tmp_path / "b.jsonl", "B", extra=[{"id": "new", "question": "A brand new question", "answer": "x"}]
+    )
     info = kb.build(path)
     manifest = json.loads((kb.versions_dir / info.version / "manifest.json").read_text())
     assert manifest["embedded_now"] == 1  # only the new entry's one phrasing; answers are not embedded
@@ -112,8 +126,11 @@ KnowledgeBase(Path(sys.argv[1]), KBConfig(embedder="hash:256"), HashEmbedder(256
 
 def test_killed_build_leaves_no_half_written_version_current(kb, tmp_path):
     kb.build(write_faq(tmp_path / "a.jsonl", "A"))
-    proc = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(kb.root), str(write_faq(tmp_path / "b.jsonl", "B"))],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_BUILD, str(kb.root), str(write_faq(tmp_path / "b.jsonl", "B"))],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 9, proc.stderr
     assert list(kb.versions_dir.glob(".build-*"))  # the debris is there ...
     assert [v.version for v in kb.versions()] == ["v0001"]  # ... but never listed

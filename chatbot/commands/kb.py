@@ -50,9 +50,11 @@ def cmd_build(args) -> int:
     kb = _kb(args)
     diff = kb.diff(path)
     info = kb.build(path, progress=not args.quiet)
-    print(f"built {info.version} from {path}: {info.entries} entries, embedder {info.embedder} (dim {info.dim}), "
-          f"corpus {info.corpus_hash}; +{len(diff.added)} added, ~{len(diff.changed)} changed, "
-          f"-{len(diff.removed)} removed")
+    print(
+        f"built {info.version} from {path}: {info.entries} entries, embedder {info.embedder} (dim {info.dim}), "
+        f"corpus {info.corpus_hash}; +{len(diff.added)} added, ~{len(diff.changed)} changed, "
+        f"-{len(diff.removed)} removed"
+    )
     return 0
 
 
@@ -60,13 +62,30 @@ def cmd_search(args) -> int:
     kb = _kb(args)
     result = kb.search(args.text, k=args.k, language=args.language)
     if args.json:
-        print(json.dumps({"index_version": result.index_version, "language": result.language,
-                          "timings": result.timings,
-                          "hits": [{"faq_id": h.entry.id, "question": h.entry.question, "answer": h.entry.answer,
-                                    "score": round(h.score, 4), "dense": round(h.dense, 4),
-                                    "lexical": round(h.lexical, 4), "matched": h.matched,
-                                    "language": h.entry.language} for h in result.hits]},
-                         ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "index_version": result.index_version,
+                    "language": result.language,
+                    "timings": result.timings,
+                    "hits": [
+                        {
+                            "faq_id": h.entry.id,
+                            "question": h.entry.question,
+                            "answer": h.entry.answer,
+                            "score": round(h.score, 4),
+                            "dense": round(h.dense, 4),
+                            "lexical": round(h.lexical, 4),
+                            "matched": h.matched,
+                            "language": h.entry.language,
+                        }
+                        for h in result.hits
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     cfg = kb.config
     print(f"index {result.index_version}  (answer >= {cfg.answer_threshold}, draft >= {cfg.draft_threshold})")
@@ -115,8 +134,9 @@ def cmd_validate(args) -> int:
 
 def cmd_diff(args) -> int:
     diff = _kb(args).diff(args.file)
-    print(json.dumps({"added": list(diff.added), "changed": list(diff.changed), "removed": list(diff.removed)},
-                     indent=2))
+    print(
+        json.dumps({"added": list(diff.added), "changed": list(diff.changed), "removed": list(diff.removed)}, indent=2)
+    )
     return 0
 
 
@@ -126,8 +146,9 @@ def cmd_eval(args) -> int:
     from knowledge_base.evaluate import evaluate_files
 
     config = _config(args)
-    result = evaluate_files(args.faq, args.queries, config, make_embedder(config), progress=True,
-                            cache_dir=chatbot_home() / "kb" / "cache")
+    result = evaluate_files(
+        args.faq, args.queries, config, make_embedder(config), progress=True, cache_dir=chatbot_home() / "kb" / "cache"
+    )
     if args.json:
         print(json.dumps(result))
     else:
@@ -145,8 +166,16 @@ def cmd_calibrate(args) -> int:
     from knowledge_base.evaluate import calibrate_files
 
     config = _config(args)
-    cal = calibrate_files(args.faq, args.queries, config, make_embedder(config), precision=args.precision,
-                          refit=args.refit, progress=True, cache_dir=chatbot_home() / "kb" / "cache")
+    cal = calibrate_files(
+        args.faq,
+        args.queries,
+        config,
+        make_embedder(config),
+        precision=args.precision,
+        refit=args.refit,
+        progress=True,
+        cache_dir=chatbot_home() / "kb" / "cache",
+    )
     path = config_path(getattr(args, "config", None))
     doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
     if "kb" not in doc:
@@ -161,8 +190,10 @@ def cmd_calibrate(args) -> int:
         section["calibration_offset"] = round(cal.offset, 4)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    print(f"answer_threshold = {cal.answer_threshold} (precision {cal.precision:.3f}, answers {cal.answered:.1%} of "
-          f"in-scope queries, n = {cal.n}); written to {path}")
+    print(
+        f"answer_threshold = {cal.answer_threshold} (precision {cal.precision:.3f}, answers {cal.answered:.1%} of "
+        f"in-scope queries, n = {cal.n}); written to {path}"
+    )
     return 0
 
 
