@@ -4,7 +4,7 @@
 
 One entry per Bitext intent: a question and answer written for the fictional Example Store, 12 real customer
 phrasings of the intent as `alt_questions` (picked deterministically: no placeholders, distinct, spread over the
-intent's rows) and the dataset's category. A few Spanish entries follow so language-aware ranking has something
+intent's rows), a few hand-written phrasings (`EXTRA`) and the dataset's category. A few Spanish entries follow so language-aware ranking has something
 to show.
 """
 
@@ -161,6 +161,17 @@ ANSWERS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# A few phrasings written by this project, for wordings the Bitext rows lack ("parcel", "package", "money back").
+EXTRA: dict[str, list[str]] = {
+    "track_order": ["where is my package?", "my parcel never arrived, where is it?", "has my order shipped yet?"],
+    "delivery_period": ["when will my order arrive?", "how many days until my package gets here?"],
+    "get_refund": ["I want my money back", "can I get a refund for an item I returned?"],
+    "track_refund": ["I returned an item and still have not received my money"],
+    "contact_human_agent": ["can I speak to a real person?", "transfer me to an agent"],
+    "check_payment_methods": ["can I pay with PayPal?", "do you take credit cards?"],
+    "delivery_options": ["do you offer express shipping?", "how much does shipping cost?"],
+}
+
 SPANISH = [
     {
         "id": "es_get_refund",
@@ -228,6 +239,7 @@ def main(csv_path: str) -> None:
             alts.append(text)
             if len(alts) == N_PHRASINGS:
                 break
+        alts += EXTRA.get(intent, [])
         out.append(
             {
                 "id": intent,
