@@ -4,7 +4,8 @@
 
 One entry per Bitext intent: a question and answer written for the fictional Example Store, 12 real customer
 phrasings of the intent as `alt_questions` (picked deterministically: no placeholders, distinct, spread over the
-intent's rows), a few hand-written phrasings (`EXTRA`) and the dataset's category. A few Spanish entries follow so language-aware ranking has something
+intent's rows), a few hand-written phrasings (`EXTRA`)
+and the dataset's category. A few Spanish entries follow so language-aware ranking has something
 to show.
 """
 
