@@ -310,6 +310,8 @@ class Engine:
         elif route in ("answer", "draft"):
             history = [*self._history(conversation.id), Turn("user", text)]
             shown: list[str] = []
+            if route == "draft":  # the customer hears at once that a person will confirm; the draft follows
+                yield notice("hold", language)
             final, grounded, fallback = yield from self._generate(
                 history, hits, language, cancel, timings, stream_out=route == "answer", shown=shown
             )
@@ -319,7 +321,6 @@ class Engine:
                     out["cancelled"] = True
             else:
                 out.update(draft=final, grounded=grounded, fallback=fallback, text=notice("hold", language))
-                yield out["text"]
         if route == "handoff":
             out["text"] = notice("handoff", language)
             yield out["text"]

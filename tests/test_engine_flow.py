@@ -195,3 +195,12 @@ def test_facts_from_a_weak_third_source_are_not_allowed(engine, scripted_backend
     scripted_backend.queue("We accept Visa and PayPal, and delivery takes 3-5 business days.")
     reply = engine.reply(engine.start_conversation(), "Which payment methods do you accept?")
     assert reply.fallback
+
+
+def test_draft_hold_notice_comes_before_the_draft_is_generated(engine, app_config, scripted_backend):
+    app_config.routing.mode = "draft_only"
+    stream = engine.stream(engine.start_conversation(), "How do I get a refund?")
+    first = next(stream)
+    assert "confirm" in first and not scripted_backend.requests  # nothing generated yet
+    assert list(stream) == []
+    assert stream.reply.draft_id is not None and stream.reply.text == first
