@@ -40,7 +40,7 @@ def ask(text: str, *, config_path: str | None = None, adapter: str | None = None
         as_json: bool = False, out=sys.stdout) -> dict[str, Any]:  # fmt: skip
     """Answer `text` in a fresh conversation, streaming to `out`; returns the JSON object."""
     from chatbot.config import AppConfig
-    from chatbot.engine import Engine
+    from chatbot.engine import Engine, validate_text
 
     overrides: dict[str, Any] = {}
     if adapter is not None:
@@ -48,6 +48,7 @@ def ask(text: str, *, config_path: str | None = None, adapter: str | None = None
     if mode is not None:
         overrides["routing.mode"] = mode
     config = AppConfig.load(config_path, overrides)
+    validate_text(text, config.limits.max_message_chars, config.limits.max_message_bytes)  # before loading models
     engine = Engine.from_config(config).warm_up()
     try:
         cid = engine.start_conversation("cli")
