@@ -37,8 +37,10 @@ def reply_json(reply: Any) -> dict[str, Any]:
 
 
 def ask(text: str, *, config_path: str | None = None, adapter: str | None = None, mode: str | None = None,
-        as_json: bool = False, out=sys.stdout) -> dict[str, Any]:  # fmt: skip
-    """Answer `text` in a fresh conversation, streaming to `out`; returns the JSON object."""
+        as_json: bool = False, out: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Answer `text` in a fresh conversation, streaming to `out` (default: the current stdout); returns the JSON
+    object."""
+    out = out or sys.stdout
     from chatbot.config import AppConfig
     from chatbot.engine import Engine, validate_text
 
