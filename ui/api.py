@@ -1,0 +1,221 @@
+"""The HTTP API: OpenAI-compatible chat completions over the engine, health, and FAQ reload.
+
+- `POST /v1/chat/completions` (streamed as server-sent events, or whole): the last user message goes through the
+  whole engine (retrieval, routing, grounding, recording), like a customer's message in the chat page. The
+  conversation lives on the server: pass `conversation_id` (an extra body field; the previous response carries it)
+  to continue one, else a new conversation starts. Each response has an extra `chatbot` object: `route`,
+  `sources` (`faq_id`, `question`, `score`), `conversation_id`, `message_id`, `grounded`, `language`,
+  `index_version`, `adapter`, `fallback` and the final `text` (a streamed reply can be replaced by the FAQ answer
+  when it fails the grounding check; the last chunk then says so).
+- `GET /v1/models`: the one model, `support-bot`.
+- `GET /api/health`: model loaded, index version, queue depth, active chats.
+- `POST /api/faq/reload` with `Authorization: Bearer <admin token>`: re-read the knowledge base's current version
+  from disk (after `chatbot kb build`), or with a JSON body `{"path": FILE}` validate and build that file first.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+MODEL_ID = "support-bot"
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """The subset of OpenAI's chat request the bot uses; unknown fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    messages: list[ChatMessage]
+    stream: bool = False
+    conversation_id: str | None = None
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+
+
+class ActiveChats:
+    """Counts replies being generated right now (health and the admin page show it)."""
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ActiveChats:
+        with self._lock:
+            self._n += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._n -= 1
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+
+def _text_of(message: ChatMessage) -> str:
+    if isinstance(message.content, list):  # OpenAI's content parts: keep the text ones
+        return "".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+    return message.content or ""
+
+
+def reply_extra(reply: Any) -> dict[str, Any]:
+    """The `chatbot` field of a response: what the engine decided and what the reply rests on."""
+    return {
+        "route": reply.route,
+        "sources": [{"faq_id": h.entry.id, "question": h.entry.question, "score": round(h.score, 4)}
+                    for h in reply.sources],  # fmt: skip
+        "conversation_id": reply.conversation_id,
+        "message_id": reply.message_id,
+        "grounded": reply.grounded,
+        "language": reply.language,
+        "index_version": reply.index_version,
+        "adapter": reply.adapter,
+        "fallback": reply.fallback,
+        "text": reply.text,
+    }
+
+
+def _error(status: int, message: str, code: str = "invalid_request") -> Any:
+    from fastapi.responses import JSONResponse
+
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
+
+
+def admin_token(config: Any) -> str | None:
+    """The token `POST /api/faq/reload` expects: `[server] admin_token`, else `$CHATBOT_ADMIN_TOKEN`."""
+    return config.server.admin_token or os.environ.get("CHATBOT_ADMIN_TOKEN") or None
+
+
+def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
+    """The API routes over a warmed-up engine."""
+    from fastapi import APIRouter, Header
+    from fastapi.responses import StreamingResponse
+
+    from chatbot.engine import InputError
+
+    router = APIRouter()
+
+    @router.get("/v1/models")
+    def models() -> dict[str, Any]:
+        """The one model this server offers."""
+        return {"object": "list",
+                "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "chatbot"}]}  # fmt: skip
+
+    @router.post("/v1/chat/completions")
+    def chat(body: ChatRequest):
+        """One customer message through the engine, as an OpenAI chat completion."""
+        users = [m for m in body.messages if m.role == "user"]
+        if not users:
+            return _error(400, "messages must contain a user message", "no_user_message")
+        text = _text_of(users[-1])
+        try:
+            conversation_id = body.conversation_id or engine.start_conversation(channel="api")
+            cancel = threading.Event()
+            stream = engine.stream(conversation_id, text, cancel=cancel)
+        except InputError as exc:
+            return _error(400 if exc.code != "unknown_conversation" else 404, str(exc), exc.code)
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        finish = "stop"
+
+        if not body.stream:
+            with active:
+                for _ in stream:
+                    pass
+            reply = stream.reply
+            return {
+                "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
+                             "finish_reason": finish}],
+                "chatbot": reply_extra(reply),
+            }  # fmt: skip
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None, extra: dict | None = None) -> str:
+            payload: dict[str, Any] = {
+                "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }  # fmt: skip
+            if extra is not None:
+                payload["chatbot"] = extra
+            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+        def events():
+            with active:
+                try:
+                    yield chunk({"role": "assistant", "content": ""})
+                    for piece in stream:
+                        yield chunk({"content": piece})
+                    yield chunk({}, finish, reply_extra(stream.reply))
+                    yield "data: [DONE]\n\n"
+                finally:
+                    if not stream.done:  # the client went away: stop generating, record what was sent
+                        stream.close()
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+    @router.get("/api/health")
+    def health() -> dict[str, Any]:
+        """Model loaded, index version, queue depth, replies in progress."""
+        info = engine.health()
+        return {
+            "status": "ok" if info.get("ready") and info.get("model_loaded") else "starting",
+            "model_loaded": info.get("model_loaded", False),
+            "index_version": info.get("index_version"),
+            "queue_depth": info.get("queue_depth", 0),
+            "active_chats": active.n,
+            "adapter": info.get("adapter"),
+        }
+
+    @router.post("/api/faq/reload")
+    def reload(body: ReloadRequest | None = None, authorization: str | None = Header(None)):
+        """Swap in the knowledge base's current on-disk version, or build `path` first (admin token)."""
+        expected = admin_token(config)
+        if expected is None:
+            return _error(404, "FAQ reload over HTTP is off: set [server] admin_token or $CHATBOT_ADMIN_TOKEN",
+                          "disabled")  # fmt: skip
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+            return _error(401, "a valid admin token is required: Authorization: Bearer <token>", "unauthorized")
+        from knowledge_base.loaders import validate_faq
+
+        kb = engine.kb
+        previous = kb.current_version
+        try:
+            if body is not None and body.path:
+                problems = validate_faq(body.path)
+                if problems:
+                    from fastapi.responses import JSONResponse
+
+                    return JSONResponse(status_code=422, content={"error": {
+                        "message": f"{body.path}: {len(problems)} problem(s); the FAQ in use is unchanged",
+                        "type": "invalid_request_error", "code": "invalid_faq",
+                        "problems": [{"line": p.line, "message": p.message} for p in problems],
+                    }, "index_version": previous})  # fmt: skip
+                version = kb.build(body.path).version
+            else:
+                version = kb.reload()
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the old version answering; say why
+            return _error(500, f"reload failed, version {previous} still answers: {exc}", "reload_failed")
+        return {"index_version": version, "previous": previous, "changed": version != previous,
+                "entries": len(kb.entries())}  # fmt: skip
+
+    return router

@@ -1,0 +1,92 @@
+"""One FastAPI app for everything: the customer chat at `/`, the agent console at `/agent`, the admin page at
+`/admin` (Gradio Blocks), the login form, and the HTTP API under `/v1` and `/api`."""
+
+# No `from __future__ import annotations`: FastAPI reads the route functions' hints at runtime.
+import contextlib
+import logging
+from typing import Any
+
+from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, safe_next
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Any = None, engine: Any = None) -> Any:
+    """The web app over `engine` (warmed up here when it is not yet); a new engine from `config` when None.
+
+    An engine created here is closed when the app shuts down; one passed in belongs to the caller.
+    """
+    import gradio as gr
+    from fastapi import FastAPI, Form, Request
+    from fastapi.responses import HTMLResponse, RedirectResponse
+
+    from chatbot.config import AppConfig
+    from ui import admin, agent, customer
+    from ui.api import ActiveChats, create_router
+
+    config = config or (engine.config if engine is not None else AppConfig.load())
+    owned = engine is None
+    if engine is None:
+        from chatbot.engine import Engine
+
+        engine = Engine.from_config(config)
+    engine.warm_up()
+    store = engine.store
+    ttl = config.server.session_ttl
+    active = ActiveChats()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        if owned:
+            engine.close()
+
+    app = FastAPI(title="Support chatbot", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json")  # fmt: skip
+    app.state.engine = engine
+    app.state.active = active
+    app.add_middleware(GuardMiddleware, store=store)
+    app.include_router(create_router(engine, config, active))
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_form(next: str = "/agent") -> str:  # noqa: A002 - the query parameter's name
+        return login_page(safe_next(next))
+
+    @app.post("/login", include_in_schema=False)
+    def login(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/agent")):  # noqa: A002
+        user = store.authenticate(username.strip(), password) if username.strip() and password else None
+        target = safe_next(next)
+        if user is None:
+            return HTMLResponse(login_page(target, "Wrong user name or password.", username), status_code=401)
+        if target.startswith("/admin") and user.role != "admin":
+            target = "/agent"
+        token = store.create_session(user.name, ttl)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, token, max_age=int(ttl), httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https", path="/")  # fmt: skip
+        return response
+
+    @app.get("/logout", include_in_schema=False)
+    def logout(request: Request):
+        token = request.cookies.get(COOKIE)
+        if token:
+            store.delete_session(token)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    concurrency = max(1, config.scheduler.max_batch)
+    queue_size = max(1, config.scheduler.max_queue)
+    agent_blocks = agent.build(engine).queue(default_concurrency_limit=4, max_size=queue_size)
+    admin_blocks = admin.build(engine).queue(default_concurrency_limit=2, max_size=queue_size)
+    customer_blocks = customer.build(engine, active, concurrency=concurrency, company=config.prompt.company).queue(
+        default_concurrency_limit=concurrency, max_size=queue_size
+    )
+    app.state.blocks = {"customer": customer_blocks, "agent": agent_blocks, "admin": admin_blocks}
+    common = {"ssr_mode": False, "footer_links": [], "css": customer.CSS}
+    gr.mount_gradio_app(app, agent_blocks, path="/agent", auth_dependency=gradio_auth(store, ("agent", "admin")),
+                        **common)  # fmt: skip
+    gr.mount_gradio_app(app, admin_blocks, path="/admin", auth_dependency=gradio_auth(store, ("admin",)),
+                        max_file_size=admin.MAX_FAQ_BYTES, **common)  # fmt: skip
+    gr.mount_gradio_app(app, customer_blocks, path="/", **common)  # last: it matches every other path
+    return app
