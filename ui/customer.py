@@ -33,10 +33,11 @@ class CustomerChat:
         """The conversation from the store (empty for an unknown or missing id)."""
         if not conversation_id:
             return Rendered()
+        from chatbot.engine import FACT_SOURCE_RATIO
         from chatbot.store import NotFoundError
 
         try:
-            return render_messages(self.engine.store.messages(conversation_id), self._lookup)
+            return render_messages(self.engine.store.messages(conversation_id), self._lookup, FACT_SOURCE_RATIO)
         except NotFoundError:
             return Rendered()
 

@@ -57,11 +57,12 @@ def source_rows(sources: Sequence[tuple[str, str, float]]) -> list[dict[str, Any
     ]  # fmt: skip
 
 
-def render_messages(messages: Sequence[Any], lookup: Any = None) -> Rendered:
+def render_messages(messages: Sequence[Any], lookup: Any = None, source_ratio: float = 0.0) -> Rendered:
     """The customer's view of stored messages (`chatbot.store.Message`).
 
     A drafted reply shows its hold notice until an agent sends the draft; then the agent's text takes the
-    notice's place. `lookup(faq_id)` returns the FAQ entry (question, answer) for sources, or None.
+    notice's place. `lookup(faq_id)` returns the FAQ entry (question, answer) for sources, or None; sources scoring
+    below `source_ratio` times the reply's best source are left out (the reply does not rest on them).
     """
     out = Rendered()
     sent_drafts = {m.draft_id: m for m in messages if m.role == "agent" and m.draft_id is not None}
@@ -85,9 +86,10 @@ def render_messages(messages: Sequence[Any], lookup: Any = None) -> Rendered:
                     m.id if rateable else None)  # fmt: skip
             if rateable and m.route == "answer" and lookup is not None:
                 sources = []
+                best = max(m.scores, default=0.0)
                 for faq_id, score in zip(m.faq_ids, m.scores, strict=False):
                     entry = lookup(faq_id)
-                    if entry is not None:
+                    if entry is not None and score >= source_ratio * best:
                         sources.append((entry.question, entry.answer, float(score)))
                 for row in source_rows(sources):
                     out.history.append(row)
