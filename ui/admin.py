@@ -231,7 +231,7 @@ def build(engine: Any) -> Any:
             versions = gr.Dataframe(headers=["version", "created", "entries", "current", "source"],
                                     interactive=False, elem_id="faq-versions")  # fmt: skip
             with gr.Row():
-                version = gr.Dropdown(label="Version", choices=[], elem_id="version-select")
+                version = gr.Dropdown(label="Version", choices=[], elem_id="version-select", allow_custom_value=True)
                 activate = gr.Button("Activate / roll back", elem_id="version-activate")
             version_status = gr.Markdown("")
         with gr.Tab("Figures", elem_id="tab-figures"):
@@ -245,7 +245,7 @@ def build(engine: Any) -> Any:
         with gr.Tab("Model", elem_id="tab-model"):
             adapter_info = gr.Markdown("")
             with gr.Row():
-                adapter = gr.Dropdown(label="Adapter", choices=[])
+                adapter = gr.Dropdown(label="Adapter", choices=[], allow_custom_value=True)
                 adapter_go = gr.Button("Activate")
             adapter_status = gr.Markdown("")
 

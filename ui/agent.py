@@ -212,7 +212,7 @@ def build(engine: Any) -> Any:
         summary = gr.Markdown("", elem_id="agent-summary")
         timer = gr.Timer(REFRESH_S)
         with gr.Tab("Drafts to review", elem_id="tab-drafts"):
-            draft = gr.Dropdown(label="Drafts, oldest first", choices=[], elem_id="draft-select")
+            draft = gr.Dropdown(label="Drafts, oldest first", choices=[], elem_id="draft-select", allow_custom_value=True)
             with gr.Row():
                 with gr.Column(scale=3):
                     draft_chat = gr.Chatbot(label="Conversation", height=320, latex_delimiters=[],
@@ -229,7 +229,8 @@ def build(engine: Any) -> Any:
                 reject = gr.Button("Reject (hand to a person)", variant="stop", scale=1, elem_id="reject")
             draft_status = gr.Markdown("", elem_id="draft-status")
         with gr.Tab("Chats waiting for a person", elem_id="tab-handoffs"):
-            handoff = gr.Dropdown(label="Conversations, oldest first", choices=[], elem_id="handoff-select")
+            handoff = gr.Dropdown(label="Conversations, oldest first", choices=[], elem_id="handoff-select",
+                                  allow_custom_value=True)
             handoff_chat = gr.Chatbot(label="Conversation", height=320, latex_delimiters=[], sanitize_html=True,
                                       allow_tags=False, feedback_options=None)  # fmt: skip
             handoff_text = gr.Textbox(label="Your reply", lines=3, elem_id="handoff-text")
@@ -238,7 +239,8 @@ def build(engine: Any) -> Any:
                 handoff_back = gr.Button("Hand back to the bot", elem_id="handoff-back")
             handoff_status = gr.Markdown("")
         with gr.Tab("Recently auto-sent", elem_id="tab-recent"):
-            recent = gr.Dropdown(label="Bot replies sent without review, newest first", choices=[])
+            recent = gr.Dropdown(label="Bot replies sent without review, newest first", choices=[],
+                                 allow_custom_value=True)
             recent_chat = gr.Chatbot(label="Conversation", height=280, latex_delimiters=[], sanitize_html=True,
                                      allow_tags=False, feedback_options=None)  # fmt: skip
             correction = gr.Textbox(label="Corrected reply (sent to the customer, used for training)", lines=3)

@@ -1,0 +1,164 @@
+"""The pages' handlers through Gradio's own Python client against a live server: the customer chat, the agent
+console (approve, edit, reject, double approval, handoff reply) and the admin page (validation report, build, diff,
+rollback), with the login cookie where the page needs one."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from knowledge_base.kb import demo_faq_path
+from ui.auth import COOKIE
+
+
+def plain(markdown: str) -> str:
+    """Markdown with its backslash escapes removed (what the reader sees)."""
+    return markdown.replace("\\", "")
+
+
+def texts(history: list[dict]) -> list[str]:
+    return ["".join(part["text"] for part in row["content"] if part.get("type") == "text") for row in history]
+
+
+@pytest.fixture
+def customer(live_reset):
+    return Client(live_reset.url + "/", verbose=False)
+
+
+def console(live, name: str, page: str = "agent") -> Client:
+    return Client(f"{live.url}/{page}/", verbose=False, headers={"Cookie": f"{COOKIE}={live.login(name)}"})
+
+
+def ask(customer: Client, text: str, conversation_id: str = "") -> tuple[list, str, int]:
+    """Send a message; returns the final history, the conversation id and how many updates streamed in."""
+    job = customer.submit(text, conversation_id, api_name="/send")
+    job.result()  # raises AppError with the handler's message when the message is refused
+    updates = job.outputs()
+    history, conversation_id, _ = updates[-1]
+    return history, conversation_id, len(updates)
+
+
+def test_customer_reply_streams_with_its_source(customer):
+    history, conversation_id, updates = ask(customer, "How do I track my order?")
+    assert updates > 5, "the reply should arrive in many updates, not at once"
+    shown = texts(history)
+    assert shown[0] == "How do I track my order?" and "Track" in shown[1]
+    sources = [row["metadata"]["title"] for row in history if row.get("metadata")]
+    assert sources[0] == "📄 Source: How can I track my order?"
+    restored = customer.predict(conversation_id, api_name="/restore")
+    assert texts(restored[0]) == shown and restored[1] == conversation_id  # kept across a reload
+
+
+def test_customer_text_is_never_markup(customer):
+    history, _, _ = ask(customer, "<script>alert(1)</script><img src=x onerror=alert(2)>")
+    assert texts(history)[0] == "&lt;script&gt;alert\\(1\\)&lt;/script&gt;&lt;img src=x onerror=alert\\(2\\)&gt;"
+
+
+@pytest.mark.parametrize("text, needle", [("", "empty"), ("   \n ", "empty"), ("y" * 4001, "too long")])
+def test_bad_messages_get_a_clear_error(customer, text, needle):
+    with pytest.raises(AppError, match=needle):
+        ask(customer, text)
+
+
+def test_talk_to_a_person_and_the_agent_reply_arrives(customer, live_reset):
+    _, conversation_id, _ = ask(customer, "Hello there, I have a question")
+    history, conversation_id = customer.predict(conversation_id, api_name="/talk_to_person")
+    assert "colleague" in texts(history)[-1]
+
+    agent = console(live_reset, "ann")
+    queue = agent.predict(None, None, None, api_name="/refresh")
+    assert conversation_id in [value for _, value in queue[1]["choices"]]
+    agent.predict(conversation_id, "Hi, Ann here. How can I help?", api_name="/reply")
+    history = customer.predict(conversation_id, api_name="/poll")  # the page's timer
+    assert texts(history)[-1] == "👤 *Support team:* Hi, Ann here\\. How can I help?"
+
+
+def test_agent_approves_a_draft_once_and_the_customer_sees_it(customer, live_reset):
+    live_reset.engine.config.routing.mode = "draft_only"
+    history, conversation_id, _ = ask(customer, "How do I track my order?")
+    assert texts(history)[-1].startswith("⏳ ")
+    draft_id = live_reset.engine.store.pending_drafts()[-1].id
+
+    ann, ada = console(live_reset, "ann"), console(live_reset, "ada")
+    conversation, details, draft_text, language = ann.predict(draft_id, api_name="/show_draft")
+    assert "track\\_order | How can I track my order? | 0.89" in details and language == "en" and "Track" in draft_text
+    assert texts(conversation)[-1].endswith("How do I track my order?")
+    assert ann.predict(draft_id, api_name="/approve") == f"Draft #{draft_id} sent by ann."
+    second = ada.predict(draft_id, api_name="/approve")
+    assert second.startswith("Not sent:") and "already approved by ann" in second
+    sent = [m for m in live_reset.engine.store.messages(conversation_id) if m.role == "agent"]
+    assert len(sent) == 1
+
+    restored = customer.predict(conversation_id, api_name="/restore")
+    assert texts(restored[0])[-1].startswith("👤 *Support team:* Open My Orders")
+
+
+def test_agent_edits_or_rejects_drafts(customer, live_reset):
+    live_reset.engine.config.routing.mode = "draft_only"
+    _, first, _ = ask(customer, "How do I track my order?")
+    _, second, _ = ask(customer, "How do I cancel my order?")
+    drafts = {d.conversation_id: d.id for d in live_reset.engine.store.pending_drafts()}
+    ann = console(live_reset, "ann")
+    assert ann.predict(drafts[first], "   ", api_name="/send_edited").startswith("The edited reply is empty")
+    assert ann.predict(drafts[first], "Use the Track button.", api_name="/send_edited").endswith("sent by ann.")
+    assert live_reset.engine.store.draft(drafts[first]).state == "edited"
+    assert ann.predict(drafts[second], "", api_name="/reject").startswith("Give a reason")
+    assert "handoff queue" in ann.predict(drafts[second], "wrong policy", api_name="/reject")
+    assert any(h["conversation_id"] == second for h in live_reset.engine.store.open_handoffs())
+
+
+def test_agent_cannot_call_admin_actions(live_reset):
+    with pytest.raises(ValueError, match="Could not fetch config"):
+        console(live_reset, "ann", page="admin")
+    cookies = live_reset.cookies("ann")
+    for path in ("/admin/gradio_api/call/build_faq", "/admin/gradio_api/queue/join", "/admin/gradio_api/upload"):
+        refused = httpx.post(live_reset.url + path, json={"data": []}, cookies=cookies)
+        assert refused.status_code == 403 and "may not use admin pages" in refused.json()["detail"]
+
+
+def test_admin_upload_reports_problems_and_builds_a_valid_file(live_reset, tmp_path):
+    kb = live_reset.engine.kb
+    before = kb.current_version
+    admin = console(live_reset, "ada", page="admin")
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "a", "question": "Where?", "answer": "Here."}\n{"id": "a", "question": "x"}\n{oops\n',
+                      encoding="utf-8")  # fmt: skip
+    report, diff, *_ = admin.predict(handle_file(str(broken)), api_name="/check_faq")
+    assert "3 problem(s)" in report or "problem(s)" in report
+    assert "| 2 |" in report and "| 3 |" in report and diff == ""
+    assert kb.current_version == before
+
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("id,question,answer\nx,Où est ma commande?,Ici\n".encode("latin-1"))
+    report, *_ = admin.predict(handle_file(str(latin1)), api_name="/check_faq")
+    assert "not valid UTF-8 (byte 4)" in plain(report) and "| 2 |" in report
+
+    lines = demo_faq_path().read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["answer"] += " Updated."
+    new = {"id": "gift_wrap", "question": "Do you gift wrap?", "answer": "Yes, for 3 EUR at checkout."}
+    good = tmp_path / "faq.jsonl"
+    good.write_text("\n".join([json.dumps(first), *lines[1:-1], json.dumps(new)]) + "\n", encoding="utf-8")
+    removed_id = json.loads(lines[-1])["id"]
+    report, diff, *_ = admin.predict(handle_file(str(good)), api_name="/check_faq")
+    assert f"**faq.jsonl** is valid: {len(lines)} entries" in plain(report)
+    assert "added (1): `gift_wrap`" in diff and f"changed (1): `{first['id']}`" in diff
+    assert f"removed (1): `{removed_id}`" in diff
+    status, versions, *_ = admin.predict(api_name="/build_faq")
+    assert "is live" in status and kb.current_version != before
+    assert versions["data"][0][3] == "✅"
+    message, _ = admin.predict(before, api_name="/activate_version")
+    assert before in message and kb.current_version == before
+
+
+def test_admin_figures(live_reset, customer):
+    ask(customer, "How do I track my order?")
+    admin = console(live_reset, "ada", page="admin")
+    summary, day_plot, route_plot, unanswered = admin.predict(api_name="/figures")
+    assert "answered" in summary and "messages" in summary
+    assert day_plot is not None and route_plot is not None
