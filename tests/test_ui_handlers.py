@@ -48,7 +48,7 @@ def test_customer_reply_streams_with_its_source(customer):
     shown = texts(history)
     assert shown[0] == "How do I track my order?" and "Track" in shown[1]
     sources = [row["metadata"]["title"] for row in history if row.get("metadata")]
-    assert sources[0] == "📄 Source: How can I track my order?"
+    assert sources[0] == "Source: How can I track my order?"
     restored = customer.predict(conversation_id, api_name="/restore")
     assert texts(restored[0]) == shown and restored[1] == conversation_id  # kept across a reload
 

@@ -118,7 +118,7 @@ class AdminPage:
         conversations = sum(d["conversations"] for d in stats["per_day"])
         messages = sum(d["messages"] for d in stats["per_day"])
         summary = (
-            f"Last {days} days: **{conversations}** conversation-days, **{messages}** messages.\n\n"
+            f"Last {days} days: **{conversations}** conversations and **{messages}** messages (summed per day).\n\n"
             f"| answered | drafted | handed off | drafts approved | of which edited | 👍 | 👎 |\n"
             f"|---:|---:|---:|---:|---:|---:|---:|\n"
             f"| {share['answer']:.0%} ({stats['routes']['answer']}) | {share['draft']:.0%} ({stats['routes']['draft']}) "
@@ -127,7 +127,7 @@ class AdminPage:
             f"Drafts: {stats['drafts']['pending']} pending, {stats['drafts']['approved']} approved, "
             f"{stats['drafts']['edited']} edited, {stats['drafts']['rejected']} rejected."
         )
-        unanswered = [[as_text(r["question"]), r["n"]] for r in stats["top_unanswered"]]
+        unanswered = [[r["question"], r["n"]] for r in stats["top_unanswered"]]  # Dataframe cells are plain text
         return summary, per_day_plot(stats["per_day"]), routes_plot(stats["routes"]), unanswered
 
     # -- adapters -----------------------------------------------------------------------------------------------
@@ -271,7 +271,8 @@ def build(engine: Any) -> Any:
         def load_all(request: gr.Request):
             require_admin(store, request)
             info, names = page.adapters()
-            return (page.versions_table(), gr.update(choices=page.version_choices()), *page.figures(), info,
+            return (page.versions_table(), gr.update(choices=page.version_choices(), value=page.kb.current_version),
+                    *page.figures(), info,
                     gr.update(choices=names))  # fmt: skip
 
         def on_adapter(name: str | None, request: gr.Request):

@@ -52,7 +52,7 @@ def source_rows(sources: Sequence[tuple[str, str, float]]) -> list[dict[str, Any
     """Expander rows for the FAQ entries a reply rests on: `(question, answer, score)` each."""
     return [
         {"role": "assistant", "content": as_text(answer),
-         "metadata": {"title": f"📄 Source: {plain_title(question)}", "log": f"score {score:.2f}", "status": "done"}}
+         "metadata": {"title": f"Source: {plain_title(question)}", "log": f"score {score:.2f}", "status": "done"}}
         for question, answer, score in sources
     ]  # fmt: skip
 
