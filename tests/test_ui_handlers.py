@@ -5,6 +5,7 @@ rollback), with the login cookie where the page needs one."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -162,3 +163,49 @@ def test_admin_figures(live_reset, customer):
     summary, day_plot, route_plot, unanswered = admin.predict(api_name="/figures")
     assert "answered" in summary and "messages" in summary
     assert day_plot is not None and route_plot is not None
+
+
+def test_stop_button_cancels_the_reply_and_keeps_what_was_shown(customer, live_reset):
+    live_reset.backend.queue("Open My Orders and look " * 60)  # long, no sentence end: it streams for seconds
+    job = customer.submit("How do I track my order?", "", api_name="/send")
+    deadline = time.monotonic() + 10
+    while len(job.outputs()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    conversation_id = job.outputs()[-1][1]
+    customer.predict(conversation_id, api_name="/stop")
+    started = time.monotonic()
+    job.result()
+    assert time.monotonic() - started < 3, "the stop button should end the reply at once"
+    last = texts(job.outputs()[-1][0])[1]
+    assert last.endswith("*(stopped)*") and len(last) < len("Open My Orders and look " * 60)
+    reply = [m for m in live_reset.engine.store.messages(conversation_id) if m.role == "bot"][-1]
+    assert reply.status == "cancelled"
+
+
+def test_thumbs_rate_the_reply_even_from_its_source_rows(engine):
+    from ui.customer import CustomerChat
+
+    chat = CustomerChat(engine)
+    conversation_id = engine.start_conversation()
+    reply = engine.reply(conversation_id, "How do I track my order?")
+    view = chat.render(conversation_id)
+    source_row = max(i for i, row in enumerate(view.history) if row.get("metadata"))
+    assert chat.rate(view.message_ids, source_row, "Like") == "Thanks for the feedback!"
+    assert chat.rate(view.message_ids, 1, "Dislike") == "Thanks for the feedback!"
+    assert chat.rate(view.message_ids, 0, "Like") == "Only the bot's and the team's replies can be rated."
+    assert chat.rate(view.message_ids, 99, "Like") == ""
+    stats = engine.store.stats()
+    assert (stats["thumbs_up"], stats["thumbs_down"]) == (1, 1)
+    assert view.message_ids[1] == reply.message_id
+
+
+def test_admin_check_refuses_oversized_files(engine, tmp_path, monkeypatch):
+    from ui import admin
+
+    monkeypatch.setattr(admin, "MAX_FAQ_BYTES", 1000)
+    big = tmp_path / "big.jsonl"
+    big.write_text(json.dumps({"id": "a", "question": "q?", "answer": "x" * 2000}) + "\n", encoding="utf-8")
+    report, diff, path = admin.AdminPage(engine).check_upload(str(big))
+    assert "the limit is" in report and "unchanged" in report and path is None and diff == ""
+    report, _, path = admin.AdminPage(engine).check_upload(None)
+    assert "Upload a" in report and path is None

@@ -55,8 +55,10 @@ class AdminPage:
         if problems:
             rows = ["| line | problem |", "|---:|---|"]
             rows += [f"| {p.line or '—'} | {as_text(p.message)} |" for p in problems]
-            report = (f"❌ **{as_text(file.name)}: {len(problems)} problem(s).** Fix them and upload again; the FAQ in "
-                      f"use (version {as_text(str(self.kb.current_version))}) keeps answering.\n\n" + "\n".join(rows))
+            report = (
+                f"❌ **{as_text(file.name)}: {len(problems)} problem(s).** Fix them and upload again; the FAQ in "
+                f"use (version {as_text(str(self.kb.current_version))}) keeps answering.\n\n" + "\n".join(rows)
+            )
             return report, "", None
         diff = self.kb.diff(file)
         n = len(self._entries_of(file))
@@ -85,7 +87,8 @@ class AdminPage:
         try:
             info = self.kb.build(path, progress=progress is not None)
         except Exception as exc:  # noqa: BLE001 - the old version keeps answering; say why
-            return f"❌ Build failed, version {as_text(str(self.kb.current_version))} still answers: {as_text(str(exc))}"
+            current = as_text(str(self.kb.current_version))
+            return f"❌ Build failed, version {current} still answers: {as_text(str(exc))}"
         if progress is not None:
             progress(1.0, desc="done")
         return f"✅ Version **{as_text(info.version)}** is live with {info.entries} entries."
@@ -113,6 +116,7 @@ class AdminPage:
         """Summary text, a per-day plot, a route-share plot, and the top questions that found no good source."""
         stats = self.engine.store.stats(days=days)
         share = stats["route_share"]
+        routes = stats["routes"]
         approval = "—" if stats["approval_rate"] is None else f"{stats['approval_rate']:.0%}"
         edit = "—" if stats["edit_rate"] is None else f"{stats['edit_rate']:.0%}"
         conversations = sum(d["conversations"] for d in stats["per_day"])
@@ -121,8 +125,8 @@ class AdminPage:
             f"Last {days} days: **{conversations}** conversations and **{messages}** messages (summed per day).\n\n"
             f"| answered | drafted | handed off | drafts approved | of which edited | 👍 | 👎 |\n"
             f"|---:|---:|---:|---:|---:|---:|---:|\n"
-            f"| {share['answer']:.0%} ({stats['routes']['answer']}) | {share['draft']:.0%} ({stats['routes']['draft']}) "
-            f"| {share['handoff']:.0%} ({stats['routes']['handoff']}) | {approval} | {edit} "
+            f"| {share['answer']:.0%} ({routes['answer']}) | {share['draft']:.0%} ({routes['draft']}) "
+            f"| {share['handoff']:.0%} ({routes['handoff']}) | {approval} | {edit} "
             f"| {stats['thumbs_up']} | {stats['thumbs_down']} |\n\n"
             f"Drafts: {stats['drafts']['pending']} pending, {stats['drafts']['approved']} approved, "
             f"{stats['drafts']['edited']} edited, {stats['drafts']['rejected']} rejected."
@@ -261,8 +265,12 @@ def build(engine: Any) -> Any:
         def on_build(path: str | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
             require_admin(store, request)
             status = page.build_faq(path, progress)
-            return status, page.versions_table(), gr.update(choices=page.version_choices()), gr.update(
-                interactive=False)
+            return (
+                status,
+                page.versions_table(),
+                gr.update(choices=page.version_choices()),
+                gr.update(interactive=False),
+            )
 
         def on_activate(v: str | None, request: gr.Request):
             require_admin(store, request)

@@ -64,7 +64,8 @@ class AgentConsole:
 
     def recent_choices(self, limit: int = 30) -> list[tuple[str, int]]:
         """Recently auto-sent bot replies, newest first."""
-        return [(f"#{m.id} · {_age(m.created_at)} · {_preview(m.text)}", m.id) for m in self.store.recent_auto_sent(limit)]
+        recent = self.store.recent_auto_sent(limit)
+        return [(f"#{m.id} · {_age(m.created_at)} · {_preview(m.text)}", m.id) for m in recent]
 
     def refresh(self, draft: int | None, handoff: str | None, recent: int | None) -> tuple[Any, Any, Any, str]:
         """Timer: new queue contents, keeping each selection while it is still there."""
@@ -212,7 +213,9 @@ def build(engine: Any) -> Any:
         summary = gr.Markdown("", elem_id="agent-summary")
         timer = gr.Timer(REFRESH_S)
         with gr.Tab("Drafts to review", elem_id="tab-drafts"):
-            draft = gr.Dropdown(label="Drafts, oldest first", choices=[], elem_id="draft-select", allow_custom_value=True)
+            draft = gr.Dropdown(
+                label="Drafts, oldest first", choices=[], elem_id="draft-select", allow_custom_value=True
+            )
             with gr.Row():
                 with gr.Column(scale=3):
                     draft_chat = gr.Chatbot(label="Conversation", height=320, latex_delimiters=[],
@@ -229,8 +232,9 @@ def build(engine: Any) -> Any:
                 reject = gr.Button("Reject (hand to a person)", variant="stop", scale=1, elem_id="reject")
             draft_status = gr.Markdown("", elem_id="draft-status")
         with gr.Tab("Chats waiting for a person", elem_id="tab-handoffs"):
-            handoff = gr.Dropdown(label="Conversations, oldest first", choices=[], elem_id="handoff-select",
-                                  allow_custom_value=True)
+            handoff = gr.Dropdown(
+                label="Conversations, oldest first", choices=[], elem_id="handoff-select", allow_custom_value=True
+            )
             handoff_chat = gr.Chatbot(label="Conversation", height=320, latex_delimiters=[], sanitize_html=True,
                                       allow_tags=False, feedback_options=None)  # fmt: skip
             handoff_text = gr.Textbox(label="Your reply", lines=3, elem_id="handoff-text")
@@ -239,8 +243,9 @@ def build(engine: Any) -> Any:
                 handoff_back = gr.Button("Hand back to the bot", elem_id="handoff-back")
             handoff_status = gr.Markdown("")
         with gr.Tab("Recently auto-sent", elem_id="tab-recent"):
-            recent = gr.Dropdown(label="Bot replies sent without review, newest first", choices=[],
-                                 allow_custom_value=True)
+            recent = gr.Dropdown(
+                label="Bot replies sent without review, newest first", choices=[], allow_custom_value=True
+            )
             recent_chat = gr.Chatbot(label="Conversation", height=280, latex_delimiters=[], sanitize_html=True,
                                      allow_tags=False, feedback_options=None)  # fmt: skip
             correction = gr.Textbox(label="Corrected reply (sent to the customer, used for training)", lines=3)
@@ -291,8 +296,9 @@ def build(engine: Any) -> Any:
             approve.click(do_approve, [draft], [draft_status], api_name="approve"),
             send_edit.click(do_send_edit, [draft, draft_text], [draft_status], api_name="send_edited"),
             reject.click(do_reject, [draft, reason], [draft_status], api_name="reject"),
-            handoff_send.click(do_reply, [handoff, handoff_text], [handoff_chat, handoff_status, handoff_text],
-                               api_name="reply"),
+            handoff_send.click(
+                do_reply, [handoff, handoff_text], [handoff_chat, handoff_status, handoff_text], api_name="reply"
+            ),
             handoff_back.click(do_give_back, [handoff], [handoff_status], api_name="give_back"),
             good.click(do_good, [recent], [recent_status], api_name="rate_good"),
             bad.click(do_bad, [recent], [recent_status], api_name="rate_bad"),

@@ -80,8 +80,9 @@ def reply_extra(reply: Any) -> dict[str, Any]:
     """The `chatbot` field of a response: what the engine decided and what the reply rests on."""
     return {
         "route": reply.route,
-        "sources": [{"faq_id": h.entry.id, "question": h.entry.question, "score": round(h.score, 4)}
-                    for h in reply.sources],  # fmt: skip
+        "sources": [
+            {"faq_id": h.entry.id, "question": h.entry.question, "score": round(h.score, 4)} for h in reply.sources
+        ],  # fmt: skip
         "conversation_id": reply.conversation_id,
         "message_id": reply.message_id,
         "grounded": reply.grounded,
