@@ -43,8 +43,11 @@ def convert_taskmaster4(paths: Sequence[str | Path]) -> Iterator[dict[str, Any]]
     """Taskmaster-4 dialog files (`data_NN.json[.gz]`, a JSON list each) to log conversations."""
     for path in paths:
         for dialog in _read_json(Path(path)):
-            turns = [("user" if u["speaker"] == "user" else "assistant", u.get("text") or "")
-                     for u in dialog.get("utterances", []) if u.get("speaker") in ("user", "assistant")]  # fmt: skip
+            turns = [
+                ("user" if u["speaker"] == "user" else "assistant", u.get("text") or "")
+                for u in dialog.get("utterances", [])
+                if u.get("speaker") in ("user", "assistant")
+            ]
             conv = _conversation(f"tm4-{dialog['conversation_id']}", turns, "taskmaster4")
             if conv:
                 yield conv
@@ -71,8 +74,10 @@ def convert_bitext(path: str | Path, max_response_chars: int | None = None) -> I
             response = row["response"].replace("\r\n", "\n").strip()
             if max_response_chars and len(response) > max_response_chars:
                 continue
-            messages = [{"role": "user", "content": redact(row["instruction"].strip())},
-                        {"role": "assistant", "content": redact(response)}]  # fmt: skip
+            messages = [
+                {"role": "user", "content": redact(row["instruction"].strip())},
+                {"role": "assistant", "content": redact(response)},
+            ]
             if messages[0]["content"] and messages[1]["content"]:
                 yield {"id": f"bitext-{i}-{row['intent']}", "messages": messages, "source": "bitext"}
 
@@ -82,15 +87,25 @@ def convert_abcd(path: str | Path) -> Iterator[dict[str, Any]]:
     data = _read_json(Path(path))
     items = data if isinstance(data, list) else [c for split in data.values() for c in split]
     for conv in items:
-        turns = [("user" if speaker == "customer" else "assistant", text)
-                 for speaker, text in conv["original"] if speaker in ("customer", "agent")]  # fmt: skip
+        turns = [
+            ("user" if speaker == "customer" else "assistant", text)
+            for speaker, text in conv["original"]
+            if speaker in ("customer", "agent")
+        ]
         out = _conversation(f"abcd-{conv['convo_id']}", turns, "abcd")
         if out:
             yield out
 
 
-def build_samples(data_dir: str | Path, out_dir: str | Path, seed: int = 0, n_taskmaster: int = 170,
-                  n_sgd: int = 110, n_bitext: int = 130, val_fraction: float = 0.1) -> dict[str, int]:  # fmt: skip
+def build_samples(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    seed: int = 0,
+    n_taskmaster: int = 170,
+    n_sgd: int = 110,
+    n_bitext: int = 130,
+    val_fraction: float = 0.1,
+) -> dict[str, int]:
     """The shipped sample logs: a seeded pick from each source, split by conversation into `train.jsonl` and
     `val.jsonl` in `out_dir`. Returns counts per file and source."""
     from training.data import Conversation, parse_conversation, split_conversations, write_logs
@@ -102,7 +117,9 @@ def build_samples(data_dir: str | Path, out_dir: str | Path, seed: int = 0, n_ta
         items = sorted(items, key=lambda c: c["id"])
         return rng.sample(items, min(n, len(items)))
 
-    tm4 = pick(list(convert_taskmaster4(sorted((data / "taskmaster4_coffee").glob("data_0[0-6].json.gz")))), n_taskmaster)
+    tm4 = pick(
+        list(convert_taskmaster4(sorted((data / "taskmaster4_coffee").glob("data_0[0-6].json.gz")))), n_taskmaster
+    )
     sgd_files = sorted((data / "sgd" / "train").glob("dialogues_*.json.gz"))
     sgd = pick([c for c in convert_sgd(sgd_files) if len(c["messages"]) <= 16], n_sgd)
     bitext_file = data / "bitext_customer_support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"

@@ -99,17 +99,25 @@ class LoadReport:
         text = f"{self.path}: {self.conversations} conversations from {self.rows} rows"
         if self.problems:
             text += f", {self.skipped} bad rows skipped (first: {self.problems[0]})"
-        extra = [(self.empty_turns, "empty turns"), (self.duplicate_turns, "duplicate turns"),
-                 (self.duplicate_conversations, "duplicate conversations")]  # fmt: skip
+        extra = [
+            (self.empty_turns, "empty turns"),
+            (self.duplicate_turns, "duplicate turns"),
+            (self.duplicate_conversations, "duplicate conversations"),
+        ]
         dropped = ", ".join(f"{n} {what}" for n, what in extra if n)
         return text + (f"; dropped {dropped}" if dropped else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path, "rows": self.rows, "conversations": self.conversations, "skipped": self.skipped,
-            "problems": [str(p) for p in self.problems[:50]], "empty_turns": self.empty_turns,
-            "duplicate_turns": self.duplicate_turns, "duplicate_conversations": self.duplicate_conversations,
-        }  # fmt: skip
+            "path": self.path,
+            "rows": self.rows,
+            "conversations": self.conversations,
+            "skipped": self.skipped,
+            "problems": [str(p) for p in self.problems[:50]],
+            "empty_turns": self.empty_turns,
+            "duplicate_turns": self.duplicate_turns,
+            "duplicate_conversations": self.duplicate_conversations,
+        }
 
 
 def parse_conversation(obj: Any, fallback_id: str) -> Conversation:
@@ -125,9 +133,7 @@ def parse_conversation(obj: Any, fallback_id: str) -> Conversation:
             raise ValueError(f"message {i} is not an object")
         role = message.get("role")
         if not isinstance(role, str) or role.strip().lower() not in ROLE_ALIASES:
-            raise ValueError(
-                f"message {i} has unknown role {role!r}; use user/assistant/system (or customer/agent)"
-            )
+            raise ValueError(f"message {i} has unknown role {role!r}; use user/assistant/system (or customer/agent)")
         content = message.get("content")
         if content is None:
             content = ""
@@ -246,7 +252,9 @@ def load_logs(path: str | Path, strict: bool = False, redact: bool = True) -> tu
             except ValueError as exc:
                 problem = Problem(str(path), line_no, str(exc))
                 if strict:
-                    raise LogError(f"{path}: bad row (use the default lenient mode to skip bad rows)", [problem]) from None
+                    raise LogError(
+                        f"{path}: bad row (use the default lenient mode to skip bad rows)", [problem]
+                    ) from None
                 report.problems.append(problem)
                 continue
             key = _fingerprint(conv)
@@ -274,7 +282,10 @@ def split_conversations(
     if val_fraction > 0 and len(order) >= 2:
         n_val = min(max(n_val, 1), len(order) - 1)
     val = {*order[:n_val]}
-    return ([c for i, c in enumerate(conversations) if i not in val], [c for i, c in enumerate(conversations) if i in val])
+    return (
+        [c for i, c in enumerate(conversations) if i not in val],
+        [c for i, c in enumerate(conversations) if i in val],
+    )
 
 
 def write_logs(conversations: Iterable[Conversation | dict[str, Any]], path: str | Path) -> int:

@@ -47,9 +47,13 @@ def build_examples(
     for conv in conversations:
         turns = [t for t in conv.turns if t.role in ("user", "assistant")]
         for input_ids, labels in render_training_examples(
-            tokenizer, prompt_config, turns, hits_for=hits_for, language=conv.language or language,
+            tokenizer,
+            prompt_config,
+            turns,
+            hits_for=hits_for,
+            language=conv.language or language,
             max_length=max_length,
-        ):  # fmt: skip
+        ):
             if any(t != IGNORE_INDEX for t in labels[1:]):
                 out.append(Example(tuple(input_ids), tuple(labels), conv.id))
     return out
@@ -77,8 +81,11 @@ def make_batches(
     rng.shuffle(order)
     if mode == "bucket":
         window = batch_size * 50
-        order = [i for s in range(0, len(order), window)
-                 for i in sorted(order[s : s + window], key=lambda i: len(examples[i].input_ids))]  # fmt: skip
+        order = [
+            i
+            for s in range(0, len(order), window)
+            for i in sorted(order[s : s + window], key=lambda i: len(examples[i].input_ids))
+        ]
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     if drop_last and batches and len(batches[-1]) < batch_size:
         batches.pop()

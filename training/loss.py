@@ -52,8 +52,9 @@ class LabelledLoss(nn.Module):
         self.model = model
         self.chunk = chunk
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         body, head = body_and_head(self.model)
         hidden = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state  # (B,T,H)
         targets = labels[:, 1:]  # position t predicts token t+1
@@ -70,9 +71,11 @@ class LabelledLoss(nn.Module):
         return total, keep.sum()
 
 
-def reference_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-                   ) -> torch.Tensor:  # fmt: skip
+def reference_loss(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """The plain full-logits mean loss over labelled positions (for tests to compare `LabelledLoss` with)."""
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()  # (B, T, V)
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                           ignore_index=IGNORE_INDEX)  # fmt: skip
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX
+    )

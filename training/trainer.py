@@ -37,8 +37,14 @@ from training.data import Conversation, LoadReport, load_logs, parse_conversatio
 log = logging.getLogger(__name__)
 
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-OUTPUT_FILES = ("adapter_model.safetensors", "adapter_config.json", "train_config.toml", "prompt_format.json",
-                "metrics.json", "loss_curve.png")  # fmt: skip
+OUTPUT_FILES = (
+    "adapter_model.safetensors",
+    "adapter_config.json",
+    "train_config.toml",
+    "prompt_format.json",
+    "metrics.json",
+    "loss_curve.png",
+)
 
 
 class TrainingError(RuntimeError):
@@ -57,15 +63,10 @@ class TrainingInterrupted(KeyboardInterrupt):  # noqa: N818 - it is a KeyboardIn
 # -- data ---------------------------------------------------------------------------------------------------------
 def store_conversations(app: AppConfig) -> list[Conversation]:
     """Reviewed replies from the engine's store (approved and edited drafts, agents' replies to handed-off chats)
-    as conversations (already redacted by the store)."""
-    from chatbot.store import Store
+    as conversations, redacted (`training.reviews`)."""
+    from training.reviews import reviewed_conversations
 
-    store = Store(app.store).warm_up()
-    try:
-        rows = store.reviewed_examples()
-    finally:
-        store.close()
-    return [parse_conversation(row, row["id"]) for row in rows]
+    return [parse_conversation(row, row["id"]) for row in reviewed_conversations(app)]
 
 
 def prepare_data(
@@ -152,13 +153,16 @@ def plot_losses(metrics: dict[str, Any], path: Path) -> None:
     if steps:
         ax.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=1, label="train (step)")
         window = max(1, len(losses) // 20)
-        smooth = [sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
-                  for i in range(len(losses))]  # fmt: skip
+        smooth = [
+            sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
+            for i in range(len(losses))
+        ]
         ax.plot(steps, smooth, color="tab:blue", linewidth=2, label=f"train (mean of {window})")
     evals = [e for e in metrics["evaluations"] if e.get("val_loss") is not None]
     if evals:
-        ax.plot([e["step"] for e in evals], [e["val_loss"] for e in evals], "o-", color="tab:orange",
-                label="validation")  # fmt: skip
+        ax.plot(
+            [e["step"] for e in evals], [e["val_loss"] for e in evals], "o-", color="tab:orange", label="validation"
+        )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (assistant tokens, nats)")
     ax.set_title("LoRA fine-tuning")
@@ -242,7 +246,9 @@ def train(
     if resume and latest_checkpoint(out) is None:
         raise TrainingError(f"--resume: {out / 'checkpoints'} has no checkpoint; start without --resume")
     if not resume and main and (out / "checkpoints").exists() and _checkpoints(out):
-        raise TrainingError(f"{out} already holds checkpoints of a run: add --resume to continue it, or pick a new --out")
+        raise TrainingError(
+            f"{out} already holds checkpoints of a run: add --resume to continue it, or pick a new --out"
+        )
 
     # Data
     store = store_conversations(app) if from_store else []
@@ -256,17 +262,17 @@ def train(
     # Model
     torch.manual_seed(config.seed)
     if loaded is None:
-        model_config = ModelConfig(name=config.model, adapter="none", device=device,
-                                   dtype="bfloat16" if precision == "bf16" else "float32")  # fmt: skip
+        model_config = ModelConfig(
+            name=config.model, adapter="none", device=device, dtype="bfloat16" if precision == "bf16" else "float32"
+        )
         loaded = load_model(model_config, adapter="none", trainable=True)
     elif precision == "bf16":
         loaded.model.to(torch.bfloat16)
     tokenizer = loaded.tokenizer
     hits_for = None
     if config.with_sources:
-        from knowledge_base.kb import KnowledgeBase
-
         from chatbot.settings import chatbot_home
+        from knowledge_base.kb import KnowledgeBase
 
         kb = KnowledgeBase(chatbot_home() / "kb", app.kb).warm_up()
         if kb.current_version is None:
@@ -291,20 +297,27 @@ def train(
     per_epoch = len(make_batches(train_examples, config.batch_size, config.seed, config.batching)) // world
     steps_per_epoch = max(1, per_epoch // config.gradient_accumulation)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total_steps, config.warmup_steps)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, config.warmup_steps))
 
     metrics: dict[str, Any] = {
-        "status": "running", "device": device, "precision": precision, "world_size": world,
-        "trainable_params": n_trainable, "total_steps": total_steps, "evaluations": [], "train_loss": [],
+        "status": "running",
+        "device": device,
+        "precision": precision,
+        "world_size": world,
+        "trainable_params": n_trainable,
+        "total_steps": total_steps,
+        "evaluations": [],
+        "train_loss": [],
         "data": {
-            "train_conversations": len(train_convs), "val_conversations": len(val_convs),
-            "train_examples": len(train_examples), "val_examples": len(val_examples),
+            "train_conversations": len(train_convs),
+            "val_conversations": len(val_convs),
+            "train_examples": len(train_examples),
+            "val_examples": len(val_examples),
             "train_label_tokens": sum(e.n_labels for e in train_examples),
-            "logs": [r.to_dict() for r in reports], "store_conversations": len(store),
+            "logs": [r.to_dict() for r in reports],
+            "store_conversations": len(store),
         },
-    }  # fmt: skip
+    }
     step, train_time, tokens_seen = 0, 0.0, 0
     if resume:
         step, train_time, tokens_seen = _load_checkpoint(latest_checkpoint(out), model, optimizer, scheduler, metrics)
@@ -356,10 +369,17 @@ def train(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         accelerator.unwrap_model(wrapper).model.save_pretrained(str(tmp))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state()}, tmp / "optimizer.pt")  # fmt: skip
-        _write_json(tmp / "state.json", {"step": step, "train_time": train_time, "tokens_seen": tokens_seen,
-                                         "metrics": metrics})  # fmt: skip
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp / "optimizer.pt",
+        )
+        _write_json(
+            tmp / "state.json", {"step": step, "train_time": train_time, "tokens_seen": tokens_seen, "metrics": metrics}
+        )
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
         for old in _checkpoints(out)[: -config.keep_checkpoints]:
@@ -370,8 +390,9 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         if store:
             write_logs(store, out / "store_reviews.jsonl")
-    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not (progress and main),
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=total_steps, initial=step, desc="train", unit="step", disable=not (progress and main), dynamic_ncols=True
+    )
     stream = micro_batches()
     for _ in range(step * config.gradient_accumulation):  # resume: skip what was done
         next(stream)
@@ -398,8 +419,11 @@ def train(
             last_loss = step_loss
             metrics["train_loss"].append([step, round(step_loss, 5)])
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}",
-                            s_step=f"{train_time / step if step else 0:.2f}")  # fmt: skip
+            bar.set_postfix(
+                loss=f"{step_loss:.3f}",
+                lr=f"{scheduler.get_last_lr()[0]:.1e}",
+                s_step=f"{train_time / step if step else 0:.2f}",
+            )
             if on_step:
                 on_step(step, step_loss)
             if config.eval_every and step % config.eval_every == 0 and step < total_steps:
@@ -422,14 +446,16 @@ def train(
     metrics["final"] = {
         "step": step,
         "train_loss": round(last_loss, 5) if not math.isnan(last_loss) else None,
-        "train_loss_last10": round(sum(v for _, v in metrics["train_loss"][-10:]) / max(1, len(metrics["train_loss"][-10:])), 5),
+        "train_loss_last10": round(
+            sum(v for _, v in metrics["train_loss"][-10:]) / max(1, len(metrics["train_loss"][-10:])), 5
+        ),
         "val_loss": None if val_loss is None else round(val_loss, 5),
         "val_perplexity": None if val_loss is None else round(math.exp(val_loss), 4),
         "train_time_s": round(train_time, 2),
         "s_per_step": round(train_time / max(1, step), 3),
         "tokens_per_s": round(tokens_seen / max(train_time, 1e-9), 1),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
-    }  # fmt: skip
+    }
     accelerator.wait_for_everyone()
     if main:
         accelerator.unwrap_model(wrapper).model.save_pretrained(str(out))
@@ -455,8 +481,10 @@ def _record_eval(metrics: dict[str, Any], step: int, val_loss: float | None, tra
     }
     metrics["evaluations"].append(entry)
     if bar is not None and val_loss is not None:
-        bar.write(f"step {step}: train loss {entry['train_loss']:.4f}, val loss {val_loss:.4f} "
-                  f"(perplexity {entry['val_perplexity']:.2f})")  # fmt: skip
+        bar.write(
+            f"step {step}: train loss {entry['train_loss']:.4f}, val loss {val_loss:.4f} "
+            f"(perplexity {entry['val_perplexity']:.2f})"
+        )
 
 
 def _with_lora(model: Any, config: TrainConfig) -> Any:
@@ -474,13 +502,19 @@ def _with_lora(model: Any, config: TrainConfig) -> Any:
             f"target_modules {', '.join(missing)} not found in the model; it has e.g. "
             f"{', '.join(sorted(n for n in names if n.endswith('proj'))[:8])}"
         )
-    lora = LoraConfig(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")  # fmt: skip
+    lora = LoraConfig(
+        r=config.r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
-def _load_checkpoint(folder: Path | None, model: Any, optimizer: Any, scheduler: Any, metrics: dict[str, Any]
-                     ) -> tuple[int, float, int]:  # fmt: skip
+def _load_checkpoint(
+    folder: Path | None, model: Any, optimizer: Any, scheduler: Any, metrics: dict[str, Any]
+) -> tuple[int, float, int]:
     import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file

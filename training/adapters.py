@@ -1,0 +1,214 @@
+"""The adapter registry in `$CHATBOT_HOME/adapters` and the activation gate.
+
+Each registered adapter is a folder `$CHATBOT_HOME/adapters/NAME/` (a copy of a training output folder, without its
+checkpoints). The active one is recorded in `$CHATBOT_HOME/adapters/active.json`:
+
+    {"name": "support-v2",                 # folder name, or "none" for the base model
+     "path": "/abs/.../adapters/support-v2",  # absolute folder, null for "none"
+     "val_perplexity": 5.31,               # from the adapter's metrics.json (final.val_perplexity), or null
+     "activated_at": "2026-11-28T20:40:00+00:00",
+     "forced": false,                      # true when the gate was overridden with --force
+     "previous": "shipped"}                # what was active before (name), or null
+
+and, for readers of the older layout, the plain-text file `$CHATBOT_HOME/adapters/active` holding the same name.
+Both are replaced atomically. With neither present the shipped adapter (`training/adapter/`) is the active one.
+
+The gate: an adapter is activated only when its validation perplexity is not worse than the active one's
+(`--force` overrides). A running app notices the change by reading `active.json` and calling `set_adapter`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot.settings import chatbot_home
+
+ACTIVE_FILE = "active.json"
+SHIPPED = "shipped"
+
+
+class AdapterError(RuntimeError):
+    """An adapter that cannot be registered or found; the message says how to fix it."""
+
+
+class GateError(AdapterError):
+    """Activation refused: the candidate's validation perplexity is worse than the active adapter's."""
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """One adapter the registry knows."""
+
+    name: str
+    path: Path
+    val_perplexity: float | None
+    steps: int | None
+    base_model: str | None
+    active: bool = False
+
+
+def registry_dir() -> Path:
+    """`$CHATBOT_HOME/adapters` (created on first use)."""
+    folder = chatbot_home() / "adapters"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shipped_adapter() -> Path | None:
+    """The adapter shipped in the repository (`training/adapter/`), if present."""
+    from chatbot.model import shipped_adapter_dirs
+
+    return next((d for d in shipped_adapter_dirs() if (d / "adapter_config.json").exists()), None)
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """An adapter folder's `metrics.json` (empty when missing or unreadable)."""
+    try:
+        return json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def info(path: Path, name: str | None = None, active: bool = False) -> AdapterInfo:
+    metrics = read_metrics(path)
+    final = metrics.get("final") or {}
+    try:
+        base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        base = None
+    return AdapterInfo(name or path.name, path, final.get("val_perplexity"), final.get("step"), base, active)
+
+
+def active_record() -> dict[str, Any]:
+    """The active adapter as recorded (see the module docstring); the shipped adapter when nothing is recorded."""
+    folder = registry_dir()
+    record_file = folder / ACTIVE_FILE
+    if record_file.exists():
+        try:
+            return json.loads(record_file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise AdapterError(f"{record_file} is not valid JSON ({exc}); delete it or activate an adapter") from exc
+    plain = folder / "active"
+    if plain.exists():
+        name = plain.read_text(encoding="utf-8").strip() or "none"
+        path = None if name == "none" else (Path(name) if Path(name).is_absolute() else folder / name)
+        return {
+            "name": name,
+            "path": str(path) if path else None,
+            "val_perplexity": info(path).val_perplexity if path else None,
+        }
+    shipped = shipped_adapter()
+    if shipped is None:
+        return {"name": "none", "path": None, "val_perplexity": None}
+    return {"name": SHIPPED, "path": str(shipped), "val_perplexity": info(shipped).val_perplexity}
+
+
+def list_adapters() -> list[AdapterInfo]:
+    """The shipped adapter (as `shipped`) and every registered one, marking the active one."""
+    active = active_record().get("name")
+    out = []
+    shipped = shipped_adapter()
+    if shipped is not None:
+        out.append(info(shipped, SHIPPED, active == SHIPPED))
+    for folder in sorted(registry_dir().iterdir()):
+        if folder.is_dir() and (folder / "adapter_config.json").exists():
+            out.append(info(folder, active=folder.name == active))
+    return out
+
+
+def register(source: str | Path, name: str | None = None, replace: bool = False) -> Path:
+    """Copy a training output folder into the registry as `name` (default: its folder name), without checkpoints.
+    Returns the registered folder."""
+    source = Path(source).expanduser()
+    if not (source / "adapter_config.json").exists():
+        raise AdapterError(
+            f"{source} is not an adapter folder (no adapter_config.json); give a `chatbot train --out` folder"
+        )
+    name = name or source.resolve().name
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or name in ("none", SHIPPED, "active"):
+        raise AdapterError(
+            f"adapter name {name!r} is not allowed: use letters, digits, '.', '_' or '-' (not none/shipped/active)"
+        )
+    target = registry_dir() / name
+    if target.exists() and target.resolve() == source.resolve():
+        return target
+    if target.exists() and not replace:
+        raise AdapterError(f"an adapter named {name!r} is already registered; choose another --name")
+    tmp = registry_dir() / f".{name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("checkpoints", ".*"))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def _resolve(name_or_path: str) -> tuple[str, Path | None]:
+    if name_or_path == "none":
+        return "none", None
+    if name_or_path == SHIPPED:
+        shipped = shipped_adapter()
+        if shipped is None:
+            raise AdapterError("no shipped adapter in this installation")
+        return SHIPPED, shipped
+    registered = registry_dir() / name_or_path
+    if (registered / "adapter_config.json").exists():
+        return name_or_path, registered
+    path = Path(name_or_path).expanduser()
+    if (path / "adapter_config.json").exists():
+        target = register(path)
+        return target.name, target
+    known = ", ".join(a.name for a in list_adapters()) or "none yet"
+    raise AdapterError(
+        f"unknown adapter {name_or_path!r}: give a registered name ({known}), `none`, or a trained "
+        "adapter folder (it is registered on the way)"
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def activate(name_or_path: str, force: bool = False) -> dict[str, Any]:
+    """Make an adapter the active one, through the gate; returns the new `active.json` record.
+
+    Refused (`GateError`) when the candidate's validation perplexity is worse (higher) than the active adapter's,
+    when it has none to compare, or for `none` (the base model), unless `force`.
+    """
+    current = active_record()
+    name, path = _resolve(name_or_path)
+    candidate = info(path).val_perplexity if path else None
+    incumbent = current.get("val_perplexity")
+    if not force:
+        if path is None:
+            raise GateError("activating `none` (the base model) skips the gate's comparison; pass --force to do it")
+        if candidate is None:
+            raise GateError(
+                f"adapter {name!r} has no validation perplexity in {path / 'metrics.json'}, so the gate "
+                "cannot compare it; train with validation data, or pass --force"
+            )
+        if incumbent is not None and candidate > incumbent:
+            raise GateError(
+                f"adapter {name!r} has validation perplexity {candidate:.4g}, worse than the active "
+                f"{current.get('name')!r}'s {incumbent:.4g}; not activated (pass --force to activate it anyway)"
+            )
+    record = {
+        "name": name,
+        "path": str(path.resolve()) if path else None,
+        "val_perplexity": candidate,
+        "activated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "forced": bool(force),
+        "previous": current.get("name"),
+    }
+    folder = registry_dir()
+    _write_atomic(folder / ACTIVE_FILE, json.dumps(record, indent=2) + "\n")
+    _write_atomic(folder / "active", (str(path.resolve()) if name == SHIPPED and path else name) + "\n")
+    return record
