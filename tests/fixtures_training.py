@@ -78,3 +78,29 @@ def real_records() -> Path:
     if not DATA.exists():
         pytest.skip(f"the public datasets are not at {DATA}")
     return DATA
+
+
+@pytest.fixture
+def reviewed_store(chatbot_home):
+    """The default store in the test's CHATBOT_HOME with one approved draft, one edited draft and one agent reply
+    in a handed-off chat (with an e-mail address to redact); closed again after the test."""
+    from chatbot.store import Store
+
+    store = Store().warm_up()
+
+    def drafted(question: str, draft: str) -> int:
+        cid = store.create_conversation()
+        store.record_exchange(cid, "Hello", {}, "Hi! How can I help?", {"route": "answer"})
+        _, _, draft_id = store.record_exchange(cid, question, {}, "A person will confirm.",
+                                              {"kind": "notice", "route": "draft"},
+                                              draft={"text": draft, "sources": [], "language": "en"})  # fmt: skip
+        return draft_id
+
+    store.approve_draft(drafted("How long do refunds take?", "Refunds take 5 days."), "ann")
+    store.approve_draft(drafted("Can I pay by card?", "Yes."), "bob", text="Yes, we take Visa and Mastercard.")
+    cid = store.create_conversation()
+    store.record_exchange(cid, "I want a person", {}, "Passing you on.", {"kind": "notice", "route": "handoff"},
+                          handoff_reason="asked for a person")  # fmt: skip
+    store.agent_reply(cid, "ann", "Hi, I'm Ann. Write to help@example.com with your order number.")
+    yield store
+    store.close()

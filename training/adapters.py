@@ -158,7 +158,7 @@ def _resolve(name_or_path: str) -> tuple[str, Path | None]:
             raise AdapterError("no shipped adapter in this installation")
         return SHIPPED, shipped
     registered = registry_dir() / name_or_path
-    if (registered / "adapter_config.json").exists():
+    if "/" not in name_or_path and (registered / "adapter_config.json").exists():
         return name_or_path, registered
     path = Path(name_or_path).expanduser()
     if (path / "adapter_config.json").exists():

@@ -286,7 +286,11 @@ def train(
 
     model = _with_lora(loaded.model, config)
     if config.gradient_checkpointing:
-        model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base = model.get_base_model()
+        if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            base.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.get_base_model().config.use_cache = False
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -1,0 +1,124 @@
+"""The adapter registry, `active.json`, the activation gate, and the export of reviewed replies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.adapters import GateError, activate, active_record, list_adapters, register, registry_dir
+
+
+def fake_output(folder: Path, val_perplexity: float | None) -> Path:
+    """A training output folder as far as the registry reads it (adapter config, metrics, a checkpoint)."""
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 8, "base_model_name_or_path": "smol"}))
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    final = {"step": 10} if val_perplexity is None else {"step": 10, "val_perplexity": val_perplexity}
+    (folder / "metrics.json").write_text(json.dumps({"final": final}))
+    (folder / "checkpoints" / "step-5").mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def no_shipped(monkeypatch):
+    monkeypatch.setattr("training.adapters.shipped_adapter", lambda: None)
+
+
+def test_activation_gate(tmp_path, chatbot_home, no_shipped):
+    good, worse, better = (fake_output(tmp_path / n, p) for n, p in (("v1", 6.0), ("v2", 7.5), ("v3", 5.0)))
+    record = activate(str(good))
+    assert record["name"] == "v1" and record["val_perplexity"] == 6.0 and record["previous"] == "none"
+    with pytest.raises(GateError, match=r"7\.5, worse than the active 'v1'.s 6.*--force"):
+        activate(str(worse))
+    assert active_record()["name"] == "v1"
+    forced = activate("v2", force=True)  # registered on the refused attempt; activated by name
+    assert forced["forced"] and forced["previous"] == "v1"
+    assert activate(str(better))["name"] == "v3"  # 5.0 beats 7.5
+    with pytest.raises(GateError, match="--force"):
+        activate("none")
+    assert activate("none", force=True)["path"] is None
+
+
+def test_active_json_format_and_plain_file(tmp_path, chatbot_home, no_shipped):
+    fake_output(tmp_path / "v1", 6.0)
+    activate(str(tmp_path / "v1"))
+    record = json.loads((chatbot_home / "adapters" / "active.json").read_text())
+    assert set(record) == {"name", "path", "val_perplexity", "activated_at", "forced", "previous"}
+    assert Path(record["path"]) == (chatbot_home / "adapters" / "v1").resolve()
+    assert (chatbot_home / "adapters" / "active").read_text().strip() == "v1"
+    from chatbot.model import default_adapter  # the engine's reader sees the same adapter
+
+    assert default_adapter() == chatbot_home / "adapters" / "v1"
+
+
+def test_adapter_without_validation_perplexity_needs_force(tmp_path, chatbot_home, no_shipped):
+    fake_output(tmp_path / "blind", None)
+    with pytest.raises(GateError, match="no validation perplexity"):
+        activate(str(tmp_path / "blind"))
+    assert activate("blind", force=True)["forced"]
+
+
+def test_gate_compares_with_the_shipped_adapter_when_nothing_is_active(tmp_path, chatbot_home, monkeypatch):
+    shipped = fake_output(tmp_path / "shipped", 5.5)
+    monkeypatch.setattr("training.adapters.shipped_adapter", lambda: shipped)
+    assert active_record()["name"] == "shipped"
+    fake_output(tmp_path / "worse", 6.0)
+    with pytest.raises(GateError, match="'shipped'"):
+        activate(str(tmp_path / "worse"))
+    assert [(a.name, a.active) for a in list_adapters()] == [("shipped", True), ("worse", False)]
+
+
+def test_register_copies_without_checkpoints_and_checks_names(tmp_path, chatbot_home, no_shipped):
+    from training.adapters import AdapterError
+
+    target = register(fake_output(tmp_path / "out", 4.0), "support-v1")
+    assert target == registry_dir() / "support-v1" and not (target / "checkpoints").exists()
+    assert (target / "adapter_model.safetensors").exists()
+    with pytest.raises(AdapterError, match="already registered"):
+        register(tmp_path / "out", "support-v1")
+    with pytest.raises(AdapterError, match="not allowed"):
+        register(tmp_path / "out", "none")
+    with pytest.raises(AdapterError, match="no adapter_config.json"):
+        register(tmp_path)
+    with pytest.raises(AdapterError, match="unknown adapter 'nope'"):
+        activate("nope")
+
+
+def test_adapters_cli(tmp_path, chatbot_home, no_shipped, capsys):
+    from chatbot.cli import main
+
+    fake_output(tmp_path / "a", 6.0)
+    fake_output(tmp_path / "b", 9.0)
+    assert main(["adapters", "activate", str(tmp_path / "a")]) == 0
+    assert main(["adapters", "activate", str(tmp_path / "b")]) == 1
+    assert "worse" in capsys.readouterr().err
+    assert main(["adapters", "activate", "b", "--force"]) == 0
+    capsys.readouterr()
+    assert main(["adapters", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(a["name"], a["active"], a["val_perplexity"]) for a in listed] == [("a", False, 6.0), ("b", True, 9.0)]
+
+
+def test_export_reviews(reviewed_store, tmp_path, capsys):
+    from chatbot.cli import main
+
+    out = tmp_path / "reviews.jsonl"
+    assert main(["export-reviews", "--out", str(out)]) == 0
+    assert "3 conversations" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_source = {r["source"]: r for r in rows}
+    assert set(by_source) == {"approved", "edited", "handoff"}
+    edited = by_source["edited"]["messages"]
+    assert [m["role"] for m in edited] == ["user", "assistant", "user", "assistant"]
+    assert (
+        edited[-1]["content"] == "Yes, we take Visa and Mastercard." and edited[-2]["content"] == "Can I pay by card?"
+    )
+    assert by_source["approved"]["messages"][-1]["content"] == "Refunds take 5 days."
+    handoff = by_source["handoff"]["messages"]
+    assert handoff[-1]["content"].startswith("Hi, I'm Ann") and "[EMAIL]" in handoff[-1]["content"]
+    from training.data import load_logs
+
+    conversations, report = load_logs(out, strict=True)  # the export is valid training data
+    assert len(conversations) == 3
