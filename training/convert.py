@@ -134,12 +134,52 @@ def build_samples(
     return counts
 
 
+def build_heldout(
+    data_dir: str | Path,
+    out: str | Path,
+    exclude: str | Path,
+    seed: int = 1,
+    n_taskmaster: int = 30,
+    n_sgd: int = 30,
+    n_bitext: int = 20,
+) -> dict[str, int]:
+    """A held-out evaluation log: Taskmaster-4 and Bitext conversations not in the shipped samples (`exclude`, the
+    folder of `train.jsonl` and `val.jsonl`) and SGD Banks dialogues of the dev split (the samples use train only)."""
+    from training.data import write_logs
+
+    data = Path(data_dir)
+    files = [Path(exclude) / "train.jsonl", Path(exclude) / "val.jsonl"]
+    seen = {json.loads(line)["id"] for f in files for line in f.open(encoding="utf-8")}
+    rng = random.Random(seed)
+
+    def pick(items: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+        items = sorted((c for c in items if c["id"] not in seen), key=lambda c: c["id"])
+        return rng.sample(items, min(n, len(items)))
+
+    tm4 = pick(
+        list(convert_taskmaster4(sorted((data / "taskmaster4_coffee").glob("data_0[0-6].json.gz")))), n_taskmaster
+    )
+    sgd = pick(list(convert_sgd(sorted((data / "sgd" / "dev").glob("dialogues_*.json.gz")))), n_sgd)
+    bitext_file = data / "bitext_customer_support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
+    bitext = pick(list(convert_bitext(bitext_file, max_response_chars=600)), n_bitext)
+    total = write_logs(tm4 + sgd + bitext, out)
+    return {"heldout": total, "taskmaster4": len(tm4), "sgd_dev": len(sgd), "bitext": len(bitext)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.convert", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="../shared/data", help="folder with the public datasets")
     parser.add_argument("--out", default="training/samples", help="where train.jsonl and val.jsonl go")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--heldout",
+        metavar="FILE",
+        help="instead: write a held-out evaluation log of conversations not in the samples in --out",
+    )
     args = parser.parse_args(argv)
+    if args.heldout:
+        print(json.dumps(build_heldout(args.data, args.heldout, args.out)))
+        return 0
     print(json.dumps(build_samples(args.data, args.out, args.seed)))
     return 0
 
