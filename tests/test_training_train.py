@@ -22,7 +22,7 @@ def test_two_steps_write_every_output_file(sample_logs, tiny_lm, tmp_path):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["status"] == "finished" and saved["final"]["step"] == 2
-    assert [e["step"] for e in saved["evaluations"]] == [1, 2]
+    assert [e["step"] for e in saved["evaluations"]] == [0, 1, 2]  # step 0: the base model
     assert all(e["val_loss"] > 0 and e["val_perplexity"] > 1 for e in saved["evaluations"])
     assert len(saved["train_loss"]) == 2 and saved["final"]["s_per_step"] > 0
     assert saved["data"]["train_examples"] + saved["data"]["val_examples"] == 6

@@ -401,6 +401,8 @@ def train(
     for _ in range(step * config.gradient_accumulation):  # resume: skip what was done
         next(stream)
     last_loss = float("nan")
+    if step == 0 and config.eval_every:  # a fresh LoRA is the identity: this is the base model's validation loss
+        _record_eval(metrics, 0, evaluate(), 0.0, bar)
     try:
         while step < total_steps:
             started = time.perf_counter()
@@ -486,7 +488,8 @@ def _record_eval(metrics: dict[str, Any], step: int, val_loss: float | None, tra
     metrics["evaluations"].append(entry)
     if bar is not None and val_loss is not None:
         bar.write(
-            f"step {step}: train loss {entry['train_loss']:.4f}, val loss {val_loss:.4f} "
+            f"step {step}: train loss {'-' if entry['train_loss'] is None else format(entry['train_loss'], '.4f')}, "
+            f"val loss {val_loss:.4f} "
             f"(perplexity {entry['val_perplexity']:.2f})"
         )
 
