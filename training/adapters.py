@@ -212,3 +212,19 @@ def activate(name_or_path: str, force: bool = False) -> dict[str, Any]:
     _write_atomic(folder / ACTIVE_FILE, json.dumps(record, indent=2) + "\n")
     _write_atomic(folder / "active", (str(path.resolve()) if name == SHIPPED and path else name) + "\n")
     return record
+
+
+def convert_weights(folder: str | Path, dtype: str = "float16") -> int:
+    """Store an adapter's weights in `dtype` (float16 halves a float32 adapter; peft casts them back to the
+    model's LoRA dtype on load). Returns the new file size in bytes."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = Path(folder) / "adapter_model.safetensors"
+    if not path.exists():
+        raise AdapterError(f"{path} does not exist; give an adapter folder")
+    tensors = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in load_file(str(path)).items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path)
+    return path.stat().st_size
