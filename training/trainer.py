@@ -304,6 +304,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, config.warmup_steps))
 
     metrics: dict[str, Any] = {
+        "main_process": main,
         "status": "running",
         "device": device,
         "precision": precision,
@@ -401,8 +402,9 @@ def train(
     for _ in range(step * config.gradient_accumulation):  # resume: skip what was done
         next(stream)
     last_loss = float("nan")
+    shown = bar if main else None
     if step == 0 and config.eval_every:  # a fresh LoRA is the identity: this is the base model's validation loss
-        _record_eval(metrics, 0, evaluate(), 0.0, bar)
+        _record_eval(metrics, 0, evaluate(), 0.0, shown)
     try:
         while step < total_steps:
             started = time.perf_counter()
@@ -416,6 +418,8 @@ def train(
                 accelerator.backward(loss / config.gradient_accumulation)
                 step_loss += float(loss.detach()) / config.gradient_accumulation
                 tokens_seen += int(batch["attention_mask"].sum())
+            if world > 1:  # log the mean loss over processes, not the main process's share
+                step_loss = float(accelerator.reduce(torch.tensor(step_loss, device=device), "mean"))
             accelerator.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
@@ -433,7 +437,7 @@ def train(
             if on_step:
                 on_step(step, step_loss)
             if config.eval_every and step % config.eval_every == 0 and step < total_steps:
-                _record_eval(metrics, step, evaluate(), train_time, bar)
+                _record_eval(metrics, step, evaluate(), train_time, shown)
             if config.save_every and step % config.save_every == 0 and step < total_steps:
                 save_checkpoint()
     except KeyboardInterrupt:

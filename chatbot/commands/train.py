@@ -173,6 +173,8 @@ def run_train(args) -> int:
         return 130
     except (TrainingError, LogError, ModelError) as exc:
         return _fail("train", exc)
+    if not metrics.get("main_process", True):  # under accelerate launch / torchrun only rank 0 reports
+        return 0
     final = metrics["final"]
     print(
         f"done: {final['step']} steps, train loss {final['train_loss']}, val loss {final['val_loss']} "
