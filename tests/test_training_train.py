@@ -112,6 +112,22 @@ def test_shipped_config_loads():
     assert config.max_length == 256 and config.r == 16
 
 
+def test_shipped_adapter_is_complete_and_the_engine_default(chatbot_home):
+    from chatbot.model import default_adapter
+
+    folder = REPO / "training" / "adapter"
+    for name in OUTPUT_FILES:
+        assert (folder / name).exists(), name
+    assert (folder / "adapter_model.safetensors").stat().st_size < 12_000_000
+    assert TrainConfig.load(folder / "train_config.toml") == TrainConfig.load(REPO / "training" / "train.toml")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["status"] == "finished" and metrics["final"]["val_perplexity"] < 8
+    compare = json.loads((folder / "eval_heldout.json").read_text())
+    assert compare["adapter"]["perplexity"] < 0.8 * compare["base"]["perplexity"]
+    assert compare["adapter"]["rouge_l"] > compare["base"]["rouge_l"]
+    assert default_adapter() == folder
+
+
 def test_from_store_trains_on_reviewed_replies(tiny_lm, tmp_path, reviewed_store):
     from chatbot.config import AppConfig
 
