@@ -32,7 +32,8 @@ def test_every_subcommand_has_help(path, capsys):
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys; from chatbot.cli import build_parser; build_parser();"
-        "heavy = [m for m in ('torch', 'faiss', 'gradio', 'transformers', 'sentence_transformers') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'faiss', 'gradio', 'transformers', 'sentence_transformers')"
+        " if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.adapters import GateError, activate, active_record, list_adapters, register, registry_dir
+from chatbot.adapters import GateError, activate, active_record, list_adapters, register, registry_dir
 
 
 def fake_output(folder: Path, val_perplexity: float | None) -> Path:
@@ -23,7 +23,7 @@ def fake_output(folder: Path, val_perplexity: float | None) -> Path:
 
 @pytest.fixture
 def no_shipped(monkeypatch):
-    monkeypatch.setattr("training.adapters.shipped_adapter", lambda: None)
+    monkeypatch.setattr("chatbot.adapters.shipped_adapter", lambda: None)
 
 
 def test_activation_gate(tmp_path, chatbot_home, no_shipped):
@@ -62,7 +62,7 @@ def test_adapter_without_validation_perplexity_needs_force(tmp_path, chatbot_hom
 
 def test_gate_compares_with_the_shipped_adapter_when_nothing_is_active(tmp_path, chatbot_home, monkeypatch):
     shipped = fake_output(tmp_path / "shipped", 5.5)
-    monkeypatch.setattr("training.adapters.shipped_adapter", lambda: shipped)
+    monkeypatch.setattr("chatbot.adapters.shipped_adapter", lambda: shipped)
     assert active_record()["name"] == "shipped"
     fake_output(tmp_path / "worse", 6.0)
     with pytest.raises(GateError, match="'shipped'"):
@@ -71,7 +71,7 @@ def test_gate_compares_with_the_shipped_adapter_when_nothing_is_active(tmp_path,
 
 
 def test_register_copies_without_checkpoints_and_checks_names(tmp_path, chatbot_home, no_shipped):
-    from training.adapters import AdapterError
+    from chatbot.adapters import AdapterError
 
     target = register(fake_output(tmp_path / "out", 4.0), "support-v1")
     assert target == registry_dir() / "support-v1" and not (target / "checkpoints").exists()

@@ -209,3 +209,43 @@ def test_admin_check_refuses_oversized_files(engine, tmp_path, monkeypatch):
     assert "the limit is" in report and "unchanged" in report and path is None and diff == ""
     report, _, path = admin.AdminPage(engine).check_upload(None)
     assert "Upload a" in report and path is None
+
+
+def test_admin_activates_adapters_through_the_gate(engine, chatbot_home, tmp_path, monkeypatch):
+    from tests.test_training_adapters import fake_output
+    from ui import admin
+
+    monkeypatch.setattr("chatbot.adapters.shipped_adapter", lambda: None)
+    page = admin.AdminPage(engine)
+    assert page.adapters()[1] == [] and "No trained adapters" in page.adapters()[0]
+    from chatbot.adapters import register
+
+    for name, ppl in (("good", 5.0), ("worse", 9.0)):
+        register(fake_output(tmp_path / name, ppl))
+    info, names = page.adapters()
+    assert names == ["good", "worse"] and "validation perplexity 5" in info
+    assert page.activate_adapter("good").startswith("✅") and engine.health()["adapter"].endswith("good")
+    refused = page.activate_adapter("worse")
+    assert refused.startswith("❌") and "worse than the active 'good'" in refused
+    assert engine.health()["adapter"].endswith("good")
+    assert "`good` — validation perplexity 5, 10 steps (active)" in page.adapters()[0]
+
+
+def test_admin_adapter_that_does_not_load_leaves_the_served_one_recorded(engine, chatbot_home, tmp_path, monkeypatch):
+    from chatbot.adapters import active_record, register
+    from tests.test_training_adapters import fake_output
+    from ui import admin
+
+    monkeypatch.setattr("chatbot.adapters.shipped_adapter", lambda: None)
+    page = admin.AdminPage(engine)
+    register(fake_output(tmp_path / "good", 5.0))
+    register(fake_output(tmp_path / "broken", 4.0))
+    page.activate_adapter("good")
+
+    def refuse(path_or_name):
+        raise ValueError(f"{path_or_name}: size mismatch for lora_A")
+
+    monkeypatch.setattr(engine.backend, "set_adapter", refuse)
+    message = page.activate_adapter("broken")
+    assert message.startswith("❌") and "size mismatch" in message
+    assert active_record()["name"] == "good"

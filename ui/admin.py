@@ -2,7 +2,6 @@
 versions with activation and rollback, usage figures and plots, and the LoRA adapters."""
 
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
-import json
 from pathlib import Path
 from typing import Any
 
@@ -136,52 +135,38 @@ class AdminPage:
 
     # -- adapters -----------------------------------------------------------------------------------------------
     def adapters(self) -> tuple[str, list[str]]:
-        """The active adapter with its metrics, and the names of the adapters that can be activated."""
-        from chatbot.model import adapters_home
+        """The adapter the engine serves, every registered adapter with its validation perplexity, and the names
+        that can be activated."""
+        from chatbot.adapters import list_adapters
 
-        home = adapters_home()
-        active = self.engine.health().get("adapter")
-        folders = sorted(p for p in home.iterdir() if (p / "adapter_config.json").exists()) if home.exists() else []
-        lines = [f"Active adapter: **{as_text(str(active or 'none (base model)'))}**", ""]
-        for folder in folders:
-            metrics_file = folder / "metrics.json"
-            metrics = ""
-            if metrics_file.exists():
-                try:
-                    data = json.loads(metrics_file.read_text(encoding="utf-8"))
-                    metrics = ", ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}"
-                                        for k, v in data.items() if isinstance(v, int | float | str))  # fmt: skip
-                except (OSError, ValueError):
-                    metrics = "metrics.json unreadable"
-            lines.append(f"- `{folder.name}`" + (f" — {as_text(metrics)}" if metrics else " — no metrics"))
-        if not folders:
-            lines.append(f"No trained adapters in `{home}` yet (train one with `chatbot train`).")
-        return "\n".join(lines), [p.name for p in folders]
+        serving = self.engine.health().get("adapter")
+        known = list_adapters()
+        lines = [f"Serving: **{as_text(str(serving or 'none (base model)'))}**", ""]
+        for a in known:
+            ppl = f"validation perplexity {a.val_perplexity:.3g}" if a.val_perplexity is not None else "no metrics"
+            steps = f", {a.steps} steps" if a.steps is not None else ""
+            lines.append(f"- {_ids((a.name,))} — {ppl}{steps}" + (" (active)" if a.active else ""))
+        if not known:
+            lines.append("No trained adapters yet (train one with `chatbot train`).")
+        return "\n".join(lines), [a.name for a in known]
 
     def activate_adapter(self, name: str | None) -> str:
-        """Activate another adapter while serving: the training package's gate when present, then the engine."""
-        from chatbot.model import adapters_home
+        """Activate another adapter while serving: through the registry's gate (refused when its validation
+        perplexity is worse than the active one's), then in the engine."""
+        from chatbot.adapters import AdapterError, activate
 
         if not name:
             return "Choose an adapter."
-        path = adapters_home() / name
-        activate = _training_activation()
         try:
-            if activate is not None:
-                activate(path)
-            active = self.engine.set_adapter(str(path))
-        except Exception as exc:  # noqa: BLE001 - the gate refused it, or it does not load: say why
+            record = activate(name)
+        except AdapterError as exc:  # the gate refused it, or the name is unknown: say why
+            return f"❌ Not activated: {as_text(str(exc))}"
+        try:
+            active = self.engine.set_adapter(record["path"] or "none")
+        except Exception as exc:  # noqa: BLE001 - it does not load: the record goes back to what is served
+            activate(record["previous"] or "none", force=True)
             return f"❌ Not activated: {as_text(str(exc))}"
         return f"✅ Adapter **{as_text(str(active))}** is active."
-
-
-def _training_activation() -> Any:
-    """The training package's adapter activation (with its quality gate), when that package provides one."""
-    try:
-        from training import adapters as training_adapters  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(training_adapters, "activate", None)
 
 
 def per_day_plot(per_day: list[dict[str, Any]]) -> Any:

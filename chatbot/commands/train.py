@@ -236,7 +236,7 @@ def run_export(args) -> int:
 
 
 def run_adapters_list(args) -> int:
-    from training.adapters import list_adapters
+    from chatbot.adapters import list_adapters
 
     adapters = list_adapters()
     if args.json:
@@ -265,7 +265,7 @@ def run_adapters_list(args) -> int:
 
 
 def run_adapters_add(args) -> int:
-    from training.adapters import AdapterError, register
+    from chatbot.adapters import AdapterError, register
 
     try:
         path = register(args.folder, args.name)
@@ -276,7 +276,7 @@ def run_adapters_add(args) -> int:
 
 
 def run_adapters_activate(args) -> int:
-    from training.adapters import AdapterError, activate
+    from chatbot.adapters import AdapterError, activate
 
     try:
         record = activate(args.name, force=args.force)
