@@ -20,6 +20,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The optional llama.cpp backend, built from source with flags that match this processor (AMX off, each x86
+# extension only when /proc/cpuinfo lists it; see chatbot/llamacpp/build.py). No pip cache: a wheel cached from
+# a build with other flags would be reused and crash.
+LLAMACPP_STAMP := $(VENV)/.llamacpp
+$(LLAMACPP_STAMP): $(STAMP) chatbot/llamacpp/build.py
+	CMAKE_ARGS="$$($(PY) -m chatbot.llamacpp.build)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PIP) install -q --no-cache-dir -e '.[llamacpp]'
+	touch $(LLAMACPP_STAMP)
+
+llamacpp: $(LLAMACPP_STAMP)
+
 serve: $(STAMP)
 	$(VENV)/bin/chatbot serve
 
@@ -29,7 +40,7 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+test: $(STAMP) $(LLAMACPP_STAMP) browser
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)

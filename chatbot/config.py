@@ -30,8 +30,9 @@ class ModelConfig:
     """`auto`: bf16 on CUDA and on CPUs with native bf16 matrix units, fp32 otherwise."""
     threads: int = 0
     """torch threads for generation; 0 = all cores."""
-    backend: Literal["transformers", "openai"] = "transformers"
-    """`openai` sends generation to an OpenAI-compatible server (vLLM, TGI, llama.cpp's server)."""
+    backend: Literal["transformers", "llamacpp", "openai"] = "transformers"
+    """`llamacpp` generates with llama.cpp on the CPU (`make llamacpp` installs it; see `[llamacpp]`); `openai`
+    sends generation to an OpenAI-compatible server (vLLM, TGI, llama.cpp's server)."""
     base_url: str | None = None
     """For `backend = "openai"`: the server's `/v1` URL."""
     api_key: str = "none"
@@ -161,6 +162,28 @@ class SchedulerConfig:
 
 
 @dataclass
+class LlamaCppConfig:
+    """The llama.cpp backend (`[model] backend = "llamacpp"`): the model's GGUF is rewritten once into the weight
+    types below (cached beside the safetensors cache) and the active LoRA adapter is exported to GGUF."""
+
+    threads: int = 0
+    """llama.cpp threads; 0 = all cores. Other CPU work in the process (the embedder) shares them."""
+    decode_type: Literal["Q8_0", "BF16", "F16", "F32"] = "Q8_0"
+    """Weights for decoding (memory-bound: smaller is faster; Q8_0 also beat the shipped Q4_1 here)."""
+    prefill_type: Literal["auto", "Q8_0", "BF16", "F16", "F32"] = "auto"
+    """Weights for reading the prompt (compute-bound). A second copy of the model prefills and hands the KV cache
+    to the decoding one. `auto`: BF16 on CPUs with AVX-512 BF16, else the decode type (one copy)."""
+    context_tokens: int = 2048
+    """KV cache room per conversation (prompt plus reply)."""
+    flash_attn: bool = True
+    """llama.cpp's fused attention (faster prompts on CPU)."""
+
+    def __post_init__(self) -> None:
+        if self.threads < 0 or self.context_tokens < 256:
+            raise ValueError("llamacpp.threads must be >= 0 and llamacpp.context_tokens >= 256")
+
+
+@dataclass
 class LimitsConfig:
     max_message_chars: int = 4000
     """Longest customer message accepted."""
@@ -197,6 +220,7 @@ class AppConfig:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    llamacpp: LlamaCppConfig = field(default_factory=LlamaCppConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)

@@ -461,6 +461,10 @@ def make_backend(config: AppConfig) -> Any:
         from chatbot.openai_backend import OpenAIBackend
 
         return OpenAIBackend(config.model)
+    if config.model.backend == "llamacpp":
+        from chatbot.llamacpp.backend import LlamaCppBackend
+
+        return LlamaCppBackend(config.model, config.scheduler, config.llamacpp)
     from chatbot.scheduler import TransformersBackend
 
     return TransformersBackend(config.model, config.scheduler)

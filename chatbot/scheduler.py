@@ -110,6 +110,9 @@ class BatchScheduler:
     more wait, and beyond that `submit` raises `BusyError`.
     """
 
+    arrivals_per_step: int | None = None
+    """Most waiting requests prefilled in one step (None: all that fit the batch)."""
+
     def __init__(self, loaded: Any, config: SchedulerConfig | None = None, threads: int = 0):
         self.loaded = loaded
         self.config = config or SchedulerConfig()
@@ -189,6 +192,8 @@ class BatchScheduler:
             rows, cache, mask = self._drop_finished(rows, cache, mask)
             self.active = len(rows)
             room = self.config.max_batch - len(rows)
+            if self.arrivals_per_step is not None:
+                room = min(room, self.arrivals_per_step)
             arrivals = []
             while room > 0:
                 try:
@@ -220,6 +225,7 @@ class BatchScheduler:
                         seq.done = True
                         seq.finish_reason = "error"
                         seq.out.put(exc)
+                self._reset()
                 rows, cache, mask = [], None, None
         for seq in rows:
             seq.finish_reason = "cancelled"
@@ -339,6 +345,13 @@ class BatchScheduler:
         keep = [i for i, s in enumerate(rows) if not s.done]
         if len(keep) == len(rows):
             return rows, cache, mask
+        return self._keep(rows, keep, cache, mask)
+
+    def _reset(self) -> None:
+        """After a failed step: forget every row's state (the transformers cache is simply dropped)."""
+
+    def _keep(self, rows, keep, cache, mask):
+        """The rows at the indices `keep`, with their cache and mask."""
         if not keep:
             return [], None, None
         import torch

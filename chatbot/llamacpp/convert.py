@@ -1,0 +1,65 @@
+"""Rewrite a GGUF model with its weights in another llama.cpp type (all metadata and the tokenizer kept).
+
+The embedded model ships as Q4_1. llama.cpp's fast prompt kernels (llamafile's sgemm) cover F32, F16, BF16 and
+Q8_0 but not Q4_1, so a Q4_1 model reads a prompt several times slower than the same weights in Q8_0; decoding,
+bound by memory bandwidth, favours the smaller file. `chatbot bench generate --llamacpp-types` measures both.
+Dequantizing Q4_1 is exact; writing F32 keeps the very weights transformers computes with (it dequantizes the same
+file), F16/Q8_0 round them once more.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tqdm import tqdm
+
+from chatbot.model import ModelError
+
+TYPES = ("F32", "F16", "BF16", "Q8_0")
+
+
+def convert_gguf(source: str | Path, out: str | Path, qtype: str) -> Path:
+    """Write `source` with every quantized 2-D weight converted to `qtype` (one of `TYPES`); returns `out`."""
+    import gguf
+    import numpy as np
+
+    if qtype not in TYPES:
+        raise ModelError(f"llama.cpp weight type {qtype!r} is not supported here; choose one of {', '.join(TYPES)}")
+    target = gguf.GGMLQuantizationType[qtype]
+    reader = gguf.GGUFReader(str(source))
+    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    writer = gguf.GGUFWriter(str(tmp), arch)
+    for field in reader.fields.values():
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue  # written by GGUFWriter itself
+        if field.name == gguf.Keys.General.FILE_TYPE:
+            writer.add_file_type(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", gguf.LlamaFileType.ALL_F32))
+            continue
+        main = field.types[0]
+        sub = field.types[-1] if main == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), main, sub_type=sub)
+    for tensor in tqdm(reader.tensors, desc=f"GGUF -> {qtype}", unit="tensor", leave=False):
+        kind = tensor.tensor_type
+        if kind in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16) or len(tensor.shape) < 2:
+            data = gguf.dequantize(tensor.data, kind)  # norms and other small tensors stay as they are
+            writer.add_tensor(tensor.name, data.astype(np.float32 if kind != gguf.GGMLQuantizationType.F16
+                                                       else np.float16))  # fmt: skip
+            continue
+        weights = gguf.dequantize(tensor.data, kind).astype(np.float32)
+        if target == gguf.GGMLQuantizationType.F32:
+            writer.add_tensor(tensor.name, weights)
+        elif target == gguf.GGMLQuantizationType.F16:
+            writer.add_tensor(tensor.name, weights.astype(np.float16))
+        else:  # BF16 and Q8_0 are packed by gguf
+            packed = gguf.quantize(weights, target)
+            writer.add_tensor(tensor.name, packed, raw_shape=packed.shape, raw_dtype=target)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.replace(out)
+    return out

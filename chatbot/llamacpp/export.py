@@ -1,0 +1,105 @@
+"""Export a peft LoRA adapter to llama.cpp's GGUF LoRA format, so the llama.cpp backend serves the fine-tuned model.
+
+Each LoRA pair of a linear layer becomes two tensors named after the base model's GGUF tensor (from `gguf`'s own
+name mapping) plus `.lora_a` / `.lora_b`: `A` is (rank, in), `B` is (out, rank), as llama.cpp expects. The rows of
+`q_proj` and `k_proj` are stored permuted in a llama GGUF (the rotary layout of llama.cpp differs from Hugging
+Face's), so `B` of those two gets the same row permutation; `A` acts on the input side and stays as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from chatbot.model import ModelError
+
+# peft key: base_model.model.<hf module>.lora_A.weight (adapter name omitted in saved files)
+_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
+
+
+def permute_rows(w: Any, n_head: int) -> Any:
+    """Hugging Face -> llama.cpp rotary layout of the rows of a q/k projection (as llama.cpp's converter does)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def gguf_architecture(arch_fields: dict[str, Any]) -> tuple[str, int, int, int]:
+    """(architecture, layers, heads, kv heads) from the key/values of the base model's GGUF."""
+    arch = str(arch_fields["general.architecture"])
+    return (arch, int(arch_fields[f"{arch}.block_count"]), int(arch_fields[f"{arch}.attention.head_count"]),
+            int(arch_fields[f"{arch}.attention.head_count_kv"]))  # fmt: skip
+
+
+def read_gguf_fields(path: str | Path, names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Scalar and string key/values of a GGUF file (all of them, or only `names`)."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    out: dict[str, Any] = {}
+    for name, field in reader.fields.items():
+        if (names and name not in names) or not field.types or field.types[0].name == "ARRAY":
+            continue
+        value = field.parts[field.data[0]]
+        out[name] = bytes(value).decode("utf-8") if field.types[0].name == "STRING" else value.tolist()[0]
+    return out
+
+
+def export_lora(adapter_dir: str | Path, base_gguf: str | Path, out: str | Path) -> Path:
+    """Write `adapter_dir` (a peft LoRA folder) as a GGUF LoRA for the model in `base_gguf`; returns `out`."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    adapter_dir, out = Path(adapter_dir), Path(out)
+    config_file, weights_file = adapter_dir / "adapter_config.json", adapter_dir / "adapter_model.safetensors"
+    if not config_file.exists() or not weights_file.exists():
+        raise ModelError(f"{adapter_dir} is not a peft adapter folder (adapter_config.json and "
+                         "adapter_model.safetensors expected)")  # fmt: skip
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if config.get("peft_type") != "LORA":
+        raise ModelError(f"{adapter_dir} holds a {config.get('peft_type')} adapter; only LoRA exports to llama.cpp")
+    if any(config.get(key) for key in ("use_dora", "use_rslora", "rank_pattern", "alpha_pattern")):
+        raise ModelError(f"{adapter_dir}: DoRA, rsLoRA and per-layer ranks/alphas do not export to llama.cpp; "
+                         "train a plain LoRA (the default of `chatbot train`)")  # fmt: skip
+    fields = read_gguf_fields(base_gguf)
+    arch, n_layers, n_head, n_kv_head = gguf_architecture(fields)
+    try:
+        name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], n_layers)
+    except KeyError as exc:
+        raise ModelError(f"{base_gguf}: gguf has no tensor names for architecture {arch!r}") from exc
+
+    pairs: dict[str, dict[str, Any]] = {}
+    for key, tensor in load_file(str(weights_file)).items():
+        match = _KEY.match(key)
+        if match is None:
+            raise ModelError(f"{weights_file}: cannot export tensor {key!r} (only LoRA A/B of linear layers)")
+        pairs.setdefault(match["module"], {})[match["ab"]] = tensor.astype(np.float32)
+    if not pairs:
+        raise ModelError(f"{weights_file} holds no LoRA tensors")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")  # a temporary name, then renamed: never half a file
+    writer = gguf.GGUFWriter(str(tmp), arch)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config["lora_alpha"]))
+    writer.add_name(adapter_dir.name)
+    for module, ab in sorted(pairs.items()):
+        target = name_map.get_name(module)
+        if target is None or set(ab) != {"A", "B"}:
+            raise ModelError(f"{weights_file}: no llama.cpp tensor for {module!r} (or an A/B half is missing)")
+        a, b = ab["A"], ab["B"]
+        if module.endswith("q_proj"):
+            b = permute_rows(b, n_head)
+        elif module.endswith("k_proj"):
+            b = permute_rows(b, n_kv_head)
+        writer.add_tensor(f"{target}.weight.lora_a", np.ascontiguousarray(a))
+        writer.add_tensor(f"{target}.weight.lora_b", np.ascontiguousarray(b))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.replace(out)
+    return out
