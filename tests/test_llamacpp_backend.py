@@ -58,13 +58,14 @@ def run(backend, messages, config: GenerationConfig = GREEDY) -> str:
     return "".join(backend.stream(GenerationRequest(messages, config)))
 
 
-@pytest.fixture(scope="module")
-def f32_backend(shared_model_cache):
-    """The llama.cpp backend on F32 weights (exactly the weights transformers dequantizes) with the shipped adapter."""
+@pytest.fixture(scope="module", params=[True, False], ids=["merged", "applied"])
+def f32_backend(request, shared_model_cache):
+    """The llama.cpp backend on F32 weights (exactly the weights transformers dequantizes) with the shipped adapter,
+    merged into the weights or applied as a GGUF LoRA at every step."""
     from chatbot.llamacpp.backend import LlamaCppBackend
 
     model = ModelConfig(cache_dir=shared_model_cache, adapter=str(SHIPPED))
-    f32 = LlamaCppConfig(threads=2, decode_type="F32", prefill_type="F32")
+    f32 = LlamaCppConfig(threads=2, decode_type="F32", prefill_type="F32", merge_adapter=request.param)
     backend = LlamaCppBackend(model, SchedulerConfig(max_batch=4), f32)
     backend.warm_up()
     yield backend
@@ -113,7 +114,11 @@ def test_same_greedy_tokens_as_transformers_with_peft_alone_and_batched(f32_back
 def test_the_adapter_changes_the_reply_and_switches_while_serving(f32_backend):
     messages = heldout_messages(1)[0]
     tuned = run(f32_backend, messages)
+    running = iter(f32_backend.stream(GenerationRequest(messages, GREEDY)))
+    shown = next(running)  # a customer mid-reply while the admin switches the adapter
     assert f32_backend.set_adapter("none") is None and f32_backend.health()["adapter"] is None
+    shown += "".join(running)  # the reply goes on (its KV cache moved to the new weights) and ends
+    assert tuned.startswith(shown[:8]) and len(shown) > 8
     base = run(f32_backend, messages)
     assert f32_backend.set_adapter(str(SHIPPED)) == "adapter"
     assert base != tuned and run(f32_backend, messages) == tuned
@@ -139,8 +144,9 @@ def test_a_prompt_too_long_fails_alone_and_the_backend_keeps_serving(f32_backend
 
 @needs_llama
 @pytest.mark.real_model
-@pytest.mark.parametrize("qtype", ["Q8_0", "BF16"])
-def test_perplexity_in_the_serving_types_within_two_percent_of_transformers(qtype, peft_model, shared_model_cache):
+@pytest.mark.parametrize(("qtype", "merge"), [("Q8_0", True), ("BF16", False)])
+def test_perplexity_in_the_serving_types_within_two_percent_of_transformers(qtype, merge, peft_model,
+                                                                             shared_model_cache):  # fmt: skip
     import torch
 
     from chatbot.llamacpp.backend import LlamaRuntime
@@ -150,17 +156,18 @@ def test_perplexity_in_the_serving_types_within_two_percent_of_transformers(qtyp
 
     conversations, _ = load_logs(HELDOUT)
     examples = build_examples(conversations[:12], peft_model.tokenizer, AppConfig().prompt, 512)
-    reference, n = perplexity(peft_model.model, examples, peft_model.tokenizer.pad_token_id, "cpu", torch.float32)
-    runtime = LlamaRuntime(ModelConfig(cache_dir=shared_model_cache), LlamaCppConfig(decode_type=qtype), 1)
+    pad = peft_model.tokenizer.pad_token_id
+    reference, _ = perplexity(peft_model.model, examples, pad, "cpu", torch.float32)
+    with peft_model.model.disable_adapter():
+        base, _ = perplexity(peft_model.model, examples, pad, "cpu", torch.float32)
+    config = LlamaCppConfig(decode_type=qtype, merge_adapter=merge)
+    runtime = LlamaRuntime(ModelConfig(cache_dir=shared_model_cache), config, 1, SHIPPED)
     try:
-        runtime.set_adapter(SHIPPED)
         tuned = llama_perplexity(runtime.decode_ctx, examples)
-        runtime.set_adapter(None)
-        base = llama_perplexity(runtime.decode_ctx, examples)
     finally:
         runtime.close()
     assert abs(tuned / reference - 1) < 0.02, (tuned, reference)
-    assert tuned < 0.6 * base  # the adapter is really applied: the base model is far worse on support replies
+    assert tuned < 0.6 * base  # the adapter is really there: the base model is far worse on support replies
 
 
 def llama_perplexity(ctx, examples) -> float:

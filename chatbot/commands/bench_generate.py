@@ -221,9 +221,8 @@ def bench_llamacpp(config: Any, n: int, max_new_tokens: int, threads: int, basel
     tokenizer = load_tokenizer(config.model)
     prompt = bench_prompt(tokenizer, config.prompt)
     adapter = resolve_adapter(config.model.adapter)
-    runtime = LlamaRuntime(config.model, llama_config, max(n, 1))
+    runtime = LlamaRuntime(config.model, llama_config, max(n, 1), adapter)
     try:
-        runtime.set_adapter(adapter)
         loaded = LoadedModel(runtime, tokenizer, "cpu", None, adapter_name(adapter) if adapter else None,
                              config.model.name)  # fmt: skip
         result: dict[str, Any] = {
@@ -240,6 +239,18 @@ def bench_llamacpp(config: Any, n: int, max_new_tokens: int, threads: int, basel
     finally:
         runtime.close()
     ratios = _batching_ratios(result)
+    if baselines and adapter is not None and llama_config.merge_adapter:
+        applied = dataclasses.replace(llama_config, merge_adapter=False)
+        runtime = LlamaRuntime(config.model, applied, 1, adapter)
+        try:
+            loaded = dataclasses.replace(loaded, model=runtime)
+            single = measure(lambda b: LlamaCppScheduler(loaded, SchedulerConfig(max_batch=b)), prompt, 1,
+                             max_new_tokens, concurrent=False)["single"]  # fmt: skip
+        finally:
+            runtime.close()
+        result["adapter_applied_each_step"] = {k: single[k] for k in ("ttft_s", "decode_tok_s")}
+        ratios["merged_over_applied_decode_tok_s"] = round(result["single"]["decode_tok_s"]
+                                                           / max(single["decode_tok_s"], 1e-9), 3)  # fmt: skip
     if baselines:
         gguf = model_gguf(config.model)
         lora = exported_lora(adapter, gguf, config.model.model_cache_dir()) if adapter else None

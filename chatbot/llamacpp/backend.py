@@ -4,11 +4,13 @@ with llama.cpp doing the forward passes on the CPU.
 Two copies of the model, from the one configured GGUF (rewritten once, cached): the prompt is read by a
 compute-friendly copy (BF16 on CPUs with AVX-512 BF16), its KV cache moves to the decoding copy (Q8_0: fewer bytes
 per token), and every conversation then decodes in one shared batch, one token each per step. The active peft
-LoRA adapter is exported to GGUF and applied to both copies, so the fine-tuned model is what customers get.
+LoRA adapter is merged into both copies (or exported to a GGUF LoRA and applied at every step), so the fine-tuned
+model is what customers get.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -46,40 +48,48 @@ def model_gguf(model_config: ModelConfig) -> Path:
     return Path(resolved.source) / resolved.gguf_file
 
 
-def converted_gguf(source: Path, qtype: str, cache_dir: Path) -> Path:
-    """`source` rewritten with `qtype` weights, converted once into `cache_dir` (the source itself when it
-    already is that type)."""
+def adapter_digest(adapter_dir: Path) -> str:
+    """A short digest of an adapter's config and weights: cached files derived from it are named by it."""
+    digest = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        digest.update((adapter_dir / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def converted_gguf(source: Path, qtype: str, cache_dir: Path, merge: Path | None = None) -> Path:
+    """`source` rewritten with `qtype` weights, and with the peft LoRA folder `merge` merged in when given;
+    converted once into `cache_dir` (the source itself when it already is that type and nothing is merged)."""
     import gguf
 
     from chatbot.llamacpp.convert import convert_gguf
-    from chatbot.llamacpp.export import read_gguf_fields
+    from chatbot.llamacpp.export import read_gguf_fields, read_lora
 
-    file_type = read_gguf_fields(source, ("general.file_type",)).get("general.file_type")
-    if file_type == getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", gguf.LlamaFileType.ALL_F32):
-        return source
-    out = cache_dir / f"{source.stem}-{source.stat().st_size}.{qtype}.gguf"
+    if merge is None:
+        file_type = read_gguf_fields(source, ("general.file_type",)).get("general.file_type")
+        if file_type == getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", gguf.LlamaFileType.ALL_F32):
+            return source
+    merged = f".{merge.name}-{adapter_digest(merge)}" if merge else ""
+    out = cache_dir / f"{source.stem}-{source.stat().st_size}{merged}.{qtype}.gguf"
     if not out.exists():
-        convert_gguf(source, out, qtype)
+        convert_gguf(source, out, qtype, read_lora(merge, source) if merge else None)
     return out
 
 
 def exported_lora(adapter_dir: Path, base: Path, cache_dir: Path) -> Path:
-    """The GGUF export of a peft adapter folder, written once per adapter content."""
+    """The GGUF LoRA export of a peft adapter folder, written once per adapter content."""
     from chatbot.llamacpp.export import export_lora
 
-    digest = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        digest.update((adapter_dir / name).read_bytes())
-    out = cache_dir / "lora" / f"{adapter_dir.name}-{digest.hexdigest()[:16]}.gguf"
+    out = cache_dir / "lora" / f"{adapter_dir.name}-{adapter_digest(adapter_dir)}.gguf"
     if not out.exists():
         export_lora(adapter_dir, base, out)
     return out
 
 
 class LlamaRuntime:
-    """The prefill and decode copies of the model with their contexts, and the applied LoRA."""
+    """The prefill and decode copies of the model with their contexts, for one adapter: merged into the weights
+    (`llamacpp.merge_adapter`), or applied as a GGUF LoRA at every step."""
 
-    def __init__(self, model_config: ModelConfig, config: LlamaCppConfig, n_seq: int):
+    def __init__(self, model_config: ModelConfig, config: LlamaCppConfig, n_seq: int, adapter: Path | None = None):
         from chatbot.llamacpp.runtime import LlamaContext, LlamaModel
 
         self.config = config
@@ -88,14 +98,22 @@ class LlamaRuntime:
         self.threads = config.threads or os.cpu_count() or 1
         self.prefill_type = resolve_prefill_type(config)
         self.decode_type = config.decode_type
-        self.decoder = LlamaModel(converted_gguf(self.source, self.decode_type, self.cache_dir))
-        self.decode_ctx = LlamaContext(self.decoder, n_seq, config.context_tokens, self.threads, config.flash_attn)
-        self.prefiller = self.prefill_ctx = None
-        if self.prefill_type != self.decode_type:
-            self.prefiller = LlamaModel(converted_gguf(self.source, self.prefill_type, self.cache_dir))
-            self.prefill_ctx = LlamaContext(self.prefiller, 1, config.context_tokens, self.threads,
-                                            config.flash_attn)  # fmt: skip
-        self.adapter_path: Path | None = None
+        self.adapter_path = adapter
+        merged = adapter if config.merge_adapter else None
+        self.decoder = self.decode_ctx = self.prefiller = self.prefill_ctx = None
+        try:
+            self.decoder = LlamaModel(converted_gguf(self.source, self.decode_type, self.cache_dir, merged))
+            self.decode_ctx = LlamaContext(self.decoder, n_seq, config.context_tokens, self.threads,
+                                           config.flash_attn)  # fmt: skip
+            if self.prefill_type != self.decode_type:
+                self.prefiller = LlamaModel(converted_gguf(self.source, self.prefill_type, self.cache_dir, merged))
+                self.prefill_ctx = LlamaContext(self.prefiller, 1, config.context_tokens, self.threads,
+                                                config.flash_attn)  # fmt: skip
+            if adapter is not None and merged is None:
+                self.apply_lora(adapter)
+        except BaseException:
+            self.close()
+            raise
 
     def prefill(self, tokens: list[int], slot: int) -> Any:
         """Read a prompt into decode slot `slot`; returns the logits of its last token."""
@@ -113,8 +131,9 @@ class LlamaRuntime:
             self.prefill_ctx.forget(0)
         return logits
 
-    def set_adapter(self, adapter_dir: Path | None) -> None:
-        """Apply a peft LoRA folder (exported to GGUF once) to both copies, or none."""
+    def apply_lora(self, adapter_dir: Path | None) -> None:
+        """Apply a peft LoRA folder (exported to GGUF once) to both copies at every step, or none; only on a
+        runtime whose weights have no adapter merged in."""
         contexts = [(self.decoder, self.decode_ctx)]
         if self.prefill_ctx is not None:
             contexts.append((self.prefiller, self.prefill_ctx))
@@ -185,6 +204,19 @@ class LlamaCppScheduler(BatchScheduler):
                 self._release(seq)
         return [rows[i] for i in keep], None, None
 
+    def swap_runtime(self, new: LlamaRuntime) -> LlamaRuntime:
+        """Between two steps, move every running conversation's KV cache into `new` and decode with it from then
+        on; returns the old runtime for the caller to close."""
+
+        def swap(old: LlamaRuntime) -> LlamaRuntime:
+            for slot in self._slots.values():
+                old.decode_ctx.copy_sequence_to(new.decode_ctx, slot, slot)
+            self.runtime = new
+            self.loaded = dataclasses.replace(self.loaded, model=new)
+            return old
+
+        return self.call(swap)
+
     def _reset(self) -> None:
         for slot in self._slots.values():
             self.runtime.decode_ctx.forget(slot)
@@ -193,8 +225,6 @@ class LlamaCppScheduler(BatchScheduler):
 
 
 def _shorter(config: Any, max_new_tokens: int) -> Any:
-    import dataclasses
-
     return dataclasses.replace(config, max_new_tokens=max(1, max_new_tokens))
 
 
@@ -214,13 +244,8 @@ class LlamaCppBackend(TransformersBackend):
 
         start = time.perf_counter()
         tokenizer = load_tokenizer(self.model_config)
-        runtime = LlamaRuntime(self.model_config, self.config, self.scheduler_config.max_batch)
         adapter = resolve_adapter(self.model_config.adapter)
-        try:
-            runtime.set_adapter(adapter)
-        except Exception:
-            runtime.close()
-            raise
+        runtime = LlamaRuntime(self.model_config, self.config, self.scheduler_config.max_batch, adapter)
         name = adapter_name(adapter) if adapter else None
         self.loaded = LoadedModel(runtime, tokenizer, "cpu", None, name, self.model_config.name,
                                   time.perf_counter() - start)  # fmt: skip
@@ -231,7 +256,11 @@ class LlamaCppBackend(TransformersBackend):
         self.scheduler.start()
 
     def set_adapter(self, path_or_name: str | None) -> str | None:
-        """Switch the LoRA between decode steps: a folder, a name used before, or None/`none` for the base model."""
+        """Switch the adapter while serving: a folder, a name used before, or None/`none` for the base model.
+
+        Merged (the default): the new merged copy is prepared beside the serving one, then swapped in between two
+        decode steps with every running conversation's KV cache. Otherwise the GGUF LoRA is applied at once.
+        """
         scheduler = self._require()
         from chatbot.model import adapter_name, resolve_adapter
 
@@ -242,15 +271,20 @@ class LlamaCppBackend(TransformersBackend):
         else:
             path = resolve_adapter(str(path_or_name))
             name = adapter_name(path)
-
-        def switch(runtime: LlamaRuntime) -> str | None:
-            runtime.set_adapter(path)
-            return name
-
-        self._adapter = scheduler.call(switch)
+        if self.config.merge_adapter:
+            new = LlamaRuntime(self.model_config, self.config, self.scheduler_config.max_batch, path)
+            try:
+                old = scheduler.swap_runtime(new)
+            except BaseException:
+                new.close()
+                raise
+            old.close()
+        else:
+            scheduler.call(lambda runtime: runtime.apply_lora(path))
         if name:
             self._adapters[name] = str(path)
-        self.loaded = _with_adapter(self.loaded, self._adapter)
+        self._adapter = name
+        self.loaded = dataclasses.replace(scheduler.loaded, adapter=name)
         return self._adapter
 
     def health(self) -> dict[str, Any]:
@@ -266,9 +300,3 @@ class LlamaCppBackend(TransformersBackend):
         super().close()
         if self.loaded is not None:
             self.loaded.model.close()
-
-
-def _with_adapter(loaded: Any, adapter: str | None) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(loaded, adapter=adapter)

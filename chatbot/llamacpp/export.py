@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,31 @@ def read_gguf_fields(path: str | Path, names: tuple[str, ...] = ()) -> dict[str,
     return out
 
 
-def export_lora(adapter_dir: str | Path, base_gguf: str | Path, out: str | Path) -> Path:
-    """Write `adapter_dir` (a peft LoRA folder) as a GGUF LoRA for the model in `base_gguf`; returns `out`."""
+@dataclass(frozen=True)
+class LoraWeights:
+    """A peft LoRA in llama.cpp's terms: per GGUF weight name, `A` (rank, in) and `B` (out, rank) with B's rows in
+    llama.cpp's rotary layout; the update of that weight is `alpha / rank * B @ A`."""
+
+    name: str
+    alpha: float
+    rank: int
+    pairs: dict[str, tuple[Any, Any]]
+
+    def delta(self, weight_name: str) -> Any | None:
+        """The update of one GGUF weight (out, in) as float32, or None when the adapter leaves it alone."""
+        if weight_name not in self.pairs:
+            return None
+        a, b = self.pairs[weight_name]
+        return (self.alpha / self.rank) * (b @ a)
+
+
+def read_lora(adapter_dir: str | Path, base_gguf: str | Path) -> LoraWeights:
+    """Read a peft LoRA folder and map it onto the tensors of the model in `base_gguf`."""
     import gguf
     import numpy as np
     from safetensors.numpy import load_file
 
-    adapter_dir, out = Path(adapter_dir), Path(out)
+    adapter_dir = Path(adapter_dir)
     config_file, weights_file = adapter_dir / "adapter_config.json", adapter_dir / "adapter_model.safetensors"
     if not config_file.exists() or not weights_file.exists():
         raise ModelError(f"{adapter_dir} is not a peft adapter folder (adapter_config.json and "
@@ -70,33 +89,45 @@ def export_lora(adapter_dir: str | Path, base_gguf: str | Path, out: str | Path)
     except KeyError as exc:
         raise ModelError(f"{base_gguf}: gguf has no tensor names for architecture {arch!r}") from exc
 
-    pairs: dict[str, dict[str, Any]] = {}
+    halves: dict[str, dict[str, Any]] = {}
     for key, tensor in load_file(str(weights_file)).items():
         match = _KEY.match(key)
         if match is None:
             raise ModelError(f"{weights_file}: cannot export tensor {key!r} (only LoRA A/B of linear layers)")
-        pairs.setdefault(match["module"], {})[match["ab"]] = tensor.astype(np.float32)
-    if not pairs:
+        halves.setdefault(match["module"], {})[match["ab"]] = tensor.astype(np.float32)
+    if not halves:
         raise ModelError(f"{weights_file} holds no LoRA tensors")
+    pairs = {}
+    for module, ab in sorted(halves.items()):
+        target = name_map.get_name(module)
+        if target is None or set(ab) != {"A", "B"}:
+            raise ModelError(f"{weights_file}: no llama.cpp tensor for {module!r} (or an A/B half is missing)")
+        b = ab["B"]
+        if module.endswith("q_proj"):
+            b = permute_rows(b, n_head)
+        elif module.endswith("k_proj"):
+            b = permute_rows(b, n_kv_head)
+        pairs[f"{target}.weight"] = (np.ascontiguousarray(ab["A"]), np.ascontiguousarray(b))
+    return LoraWeights(adapter_dir.name, float(config["lora_alpha"]), int(config["r"]), pairs)
 
+
+def export_lora(adapter_dir: str | Path, base_gguf: str | Path, out: str | Path) -> Path:
+    """Write `adapter_dir` (a peft LoRA folder) as a GGUF LoRA for the model in `base_gguf`; returns `out`."""
+    import gguf
+
+    lora = read_lora(adapter_dir, base_gguf)
+    arch = read_gguf_fields(base_gguf, ("general.architecture",))["general.architecture"]
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")  # a temporary name, then renamed: never half a file
     writer = gguf.GGUFWriter(str(tmp), arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config["lora_alpha"]))
-    writer.add_name(adapter_dir.name)
-    for module, ab in sorted(pairs.items()):
-        target = name_map.get_name(module)
-        if target is None or set(ab) != {"A", "B"}:
-            raise ModelError(f"{weights_file}: no llama.cpp tensor for {module!r} (or an A/B half is missing)")
-        a, b = ab["A"], ab["B"]
-        if module.endswith("q_proj"):
-            b = permute_rows(b, n_head)
-        elif module.endswith("k_proj"):
-            b = permute_rows(b, n_kv_head)
-        writer.add_tensor(f"{target}.weight.lora_a", np.ascontiguousarray(a))
-        writer.add_tensor(f"{target}.weight.lora_b", np.ascontiguousarray(b))
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, lora.alpha)
+    writer.add_name(lora.name)
+    for weight, (a, b) in lora.pairs.items():
+        writer.add_tensor(f"{weight}.lora_a", a)
+        writer.add_tensor(f"{weight}.lora_b", b)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
