@@ -232,6 +232,35 @@ def test_engine_answers_a_demo_question_grounded_on_the_default_llamacpp_setup(a
     assert check_grounding(shown, allowed).ok and reply.text
 
 
+@needs_llama
+@pytest.mark.real_model
+def test_a_prompt_starting_like_the_last_one_reads_only_the_rest(peft_model, shared_model_cache):
+    from chatbot.llamacpp.backend import LlamaRuntime, common_prefix
+    from chatbot.prompt import render_prompt
+
+    first, second = (render_prompt(peft_model.tokenizer, m, 1536) for m in heldout_messages(2))
+    shared = common_prefix(first, second, len(second))
+    assert shared > 60  # the system prompt
+    config = LlamaCppConfig(decode_type="F32", prefill_type="F32")
+    warm = LlamaRuntime(ModelConfig(cache_dir=shared_model_cache), config, 2)
+    cold = LlamaRuntime(ModelConfig(cache_dir=shared_model_cache), config, 2)
+    try:
+        warm.prefill(first, 0)
+        calls = []
+        original = warm.decode_ctx.decode
+        warm.decode_ctx.decode = lambda tokens, *rest: calls.append(len(tokens)) or original(tokens, *rest)
+        reused = warm.prefill(second, 1)
+        assert sum(calls) == len(second) - shared  # only the part after the shared system prompt was read
+        fresh = cold.prefill(second, 1)
+        # the same up to rounding (the KV cache is F16 and attention sums in another order); a wrong cache would be
+        # off by whole units
+        np.testing.assert_allclose(reused, fresh, atol=0.05)
+        assert np.argsort(reused)[-5:].tolist() == np.argsort(fresh)[-5:].tolist()
+    finally:
+        warm.close()
+        cold.close()
+
+
 # -- no llama.cpp needed --------------------------------------------------------------------------------------------
 def test_without_llama_cpp_the_error_says_how_to_install_it(monkeypatch):
     from chatbot.llamacpp import runtime

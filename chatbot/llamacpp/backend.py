@@ -85,6 +85,16 @@ def exported_lora(adapter_dir: Path, base: Path, cache_dir: Path) -> Path:
     return out
 
 
+def common_prefix(a: list[int], b: list[int], limit: int) -> int:
+    """How many leading tokens `a` and `b` share, at most `limit`."""
+    n = 0
+    for x, y in zip(a[:limit], b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class LlamaRuntime:
     """The prefill and decode copies of the model with their contexts, for one adapter: merged into the weights
     (`llamacpp.merge_adapter`), or applied as a GGUF LoRA at every step."""
@@ -103,12 +113,19 @@ class LlamaRuntime:
         self.decoder = self.decode_ctx = self.prefiller = self.prefill_ctx = None
         try:
             self.decoder = LlamaModel(converted_gguf(self.source, self.decode_type, self.cache_dir, merged))
-            self.decode_ctx = LlamaContext(self.decoder, n_seq, config.context_tokens, self.threads,
-                                           config.flash_attn)  # fmt: skip
-            if self.prefill_type != self.decode_type:
+            separate = self.prefill_type != self.decode_type
+            # The prompt cache is one more sequence of the context that reads prompts.
+            self.decode_ctx = LlamaContext(self.decoder, n_seq + (0 if separate else 1), config.context_tokens,
+                                           self.threads, config.flash_attn)  # fmt: skip
+            self.cache_seq = n_seq
+            if separate:
                 self.prefiller = LlamaModel(converted_gguf(self.source, self.prefill_type, self.cache_dir, merged))
-                self.prefill_ctx = LlamaContext(self.prefiller, 1, config.context_tokens, self.threads,
+                self.prefill_ctx = LlamaContext(self.prefiller, 2, config.context_tokens, self.threads,
                                                 config.flash_attn)  # fmt: skip
+                self.cache_seq = 1
+            self.cached: list[int] = []
+            """The prompt whose KV cache `cache_seq` holds: the next prompt starting the same way (the system
+            prompt of every conversation) reads only what differs."""
             if adapter is not None and merged is None:
                 self.apply_lora(adapter)
         except BaseException:
@@ -122,13 +139,24 @@ class LlamaRuntime:
                 f"the prompt has {len(tokens)} tokens, more than llamacpp.context_tokens "
                 f"({self.config.context_tokens}); raise it or lower prompt.max_prompt_tokens"
             )
-        if self.prefill_ctx is None:
-            return self.decode_ctx.prefill(tokens, slot)
+        ctx, seq = (self.decode_ctx, slot) if self.prefill_ctx is None else (self.prefill_ctx, 0)
         try:
-            logits = self.prefill_ctx.prefill(tokens, 0)
-            self.prefill_ctx.copy_sequence_to(self.decode_ctx, 0, slot)
+            reused = common_prefix(tokens, self.cached, len(tokens) - 1)  # the last token is read for its logits
+            if reused:
+                ctx.share(self.cache_seq, seq, reused)
+            logits = ctx.prefill(tokens[reused:], seq, start=reused)
+            ctx.forget(self.cache_seq)
+            ctx.share(seq, self.cache_seq, len(tokens))
+            self.cached = list(tokens)
+            if self.prefill_ctx is not None:
+                self.prefill_ctx.copy_sequence_to(self.decode_ctx, 0, slot)
+        except BaseException:
+            ctx.forget(self.cache_seq)
+            self.cached = []
+            raise
         finally:
-            self.prefill_ctx.forget(0)
+            if self.prefill_ctx is not None:
+                self.prefill_ctx.forget(0)
         return logits
 
     def apply_lora(self, adapter_dir: Path | None) -> None:
@@ -140,6 +168,8 @@ class LlamaRuntime:
         lora = exported_lora(adapter_dir, self.source, self.cache_dir) if adapter_dir else None
         for model, ctx in contexts:
             ctx.set_adapter(model.adapter(lora) if lora else None)
+        (self.prefill_ctx or self.decode_ctx).forget(self.cache_seq)  # computed with the old adapter
+        self.cached = []
         self.adapter_path = adapter_dir
 
     def close(self) -> None:

@@ -115,13 +115,15 @@ class LlamaContext:
             out[k] = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ptr, i), shape=(self.model.n_vocab,))
         return out
 
-    def prefill(self, tokens: list[int], seq: int) -> Any:
-        """Feed a whole prompt into sequence `seq` from position 0; returns the last token's logits (vocab,)."""
+    def prefill(self, tokens: list[int], seq: int, start: int = 0) -> Any:
+        """Feed prompt tokens into sequence `seq` from position `start` (the positions before it already in its
+        cache); returns the last token's logits (vocab,)."""
         last = None
-        for start in range(0, len(tokens), self.n_batch):
-            chunk = tokens[start : start + self.n_batch]
-            end = start + len(chunk) == len(tokens)
-            logits = self.decode(chunk, list(range(start, start + len(chunk))), [seq] * len(chunk),
+        for offset in range(0, len(tokens), self.n_batch):
+            chunk = tokens[offset : offset + self.n_batch]
+            end = offset + len(chunk) == len(tokens)
+            first = start + offset
+            logits = self.decode(chunk, list(range(first, first + len(chunk))), [seq] * len(chunk),
                                  [False] * (len(chunk) - 1) + [end])  # fmt: skip
             last = logits[0] if end else last
         return last
@@ -129,6 +131,10 @@ class LlamaContext:
     def forget(self, seq: int) -> None:
         """Drop sequence `seq` from the KV cache."""
         self.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+
+    def share(self, seq: int, dest_seq: int, n_tokens: int) -> None:
+        """Let `dest_seq` start with the first `n_tokens` positions of `seq`'s cache (the cells are shared)."""
+        self.lib.llama_memory_seq_cp(self.memory, seq, dest_seq, 0, n_tokens)
 
     def copy_sequence_to(self, other: LlamaContext, seq: int, dest_seq: int) -> None:
         """Move the KV cache of `seq` into `dest_seq` of another context over a model of the same architecture."""
