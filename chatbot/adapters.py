@@ -14,7 +14,7 @@ and, for readers of the older layout, the plain-text file `$CHATBOT_HOME/adapter
 Both are replaced atomically. With neither present the shipped adapter (`training/adapter/`) is the active one.
 
 The gate: an adapter is activated only when its validation perplexity is not worse than the active one's
-(`--force` overrides). A running app notices the change by reading `active.json` and calling `set_adapter`.
+(`--force` overrides). A running `chatbot serve` follows the change within seconds (`chatbot.adapter_watch`).
 """
 
 from __future__ import annotations

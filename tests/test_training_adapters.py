@@ -122,3 +122,28 @@ def test_export_reviews(reviewed_store, tmp_path, capsys):
 
     conversations, report = load_logs(out, strict=True)  # the export is valid training data
     assert len(conversations) == 3
+
+
+def test_a_running_app_follows_activation_from_another_process(tmp_path, chatbot_home, no_shipped, engine):
+    from chatbot.adapter_watch import ActiveAdapterWatcher
+
+    watcher = ActiveAdapterWatcher(engine)
+    assert watcher.check() is None  # nothing changed since it started
+    activate(str(fake_output(tmp_path / "v1", 6.0)))
+    assert watcher.check() == str(chatbot_home / "adapters" / "v1")
+    assert engine.health()["adapter"] == str(chatbot_home / "adapters" / "v1") and watcher.check() is None
+    activate("none", force=True)
+    assert watcher.check() == "none" and engine.health()["adapter"] is None
+
+
+def test_a_switch_that_fails_keeps_the_served_adapter(tmp_path, chatbot_home, no_shipped, engine, monkeypatch):
+    from chatbot.adapter_watch import ActiveAdapterWatcher
+
+    watcher = ActiveAdapterWatcher(engine)
+
+    def refuse(path_or_name):
+        raise ValueError("size mismatch")
+
+    monkeypatch.setattr(engine.backend, "set_adapter", refuse)
+    activate(str(fake_output(tmp_path / "v1", 6.0)))
+    assert watcher.check() is None and engine.health()["adapter"] is None

@@ -1,5 +1,5 @@
-"""`chatbot bench generate`: time to first token and decode speed of a local backend on one support prompt, in one
-run: 1 stream; n concurrent streams through the batching scheduler; the same n requests served one after another;
+"""`chatbot bench generate`: time to first token and decode speed of a local backend on support prompts, in one run:
+1 stream; n concurrent streams through the batching scheduler; the same n requests served one after another;
 and baselines measured in the same process. For transformers: fp32 against bf16. For llama.cpp: llama-cpp-python's
 plain high-level API on the configured GGUF (with the same adapter), and transformers bf16 alone and batched, so
 the figures decide which backend serves which load. JSON (keys as DESIGN.md) plus a short table."""
@@ -28,8 +28,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def bench_prompt(tokenizer: Any, prompt_config: Any) -> list[int]:
-    """The benchmark prompt: a refund question with three demo-FAQ sources (about 300 tokens)."""
+def bench_prompts(tokenizer: Any, prompt_config: Any, n: int) -> list[list[int]]:
+    """n + 2 support prompts (about 250-320 tokens each) sharing the system prompt, as real customers do: a
+    warm-up, the single-stream one (a refund question with three demo-FAQ sources), and n for the concurrent and
+    serial runs, each a different demo-FAQ question with its own three sources. Distinct prompts keep prompt
+    caches honest: only the system prompt repeats."""
     from pathlib import Path
 
     import knowledge_base
@@ -40,10 +43,20 @@ def bench_prompt(tokenizer: Any, prompt_config: Any) -> list[int]:
     demo = Path(knowledge_base.__file__).parent / "demo" / "store_faq.jsonl"
     rows = [json.loads(line) for line in demo.read_text(encoding="utf-8").splitlines() if line.strip()]
     entries = {r["id"]: FaqEntry(r["id"], r["question"], r["answer"]) for r in rows}
-    hits = [Hit(entries[i], s) for i, s in (("get_refund", 0.9), ("check_refund_policy", 0.7), ("track_refund", 0.6))]
-    history = [Turn("user", "Hi, I bought a jacket two weeks ago and it does not fit. How do I get my money back?")]
-    messages = build_messages(prompt_config, hits, history, "en")
-    return render_prompt(tokenizer, messages, prompt_config.max_prompt_tokens)
+
+    def render(question: str, ids: list[str]) -> list[int]:
+        hits = [Hit(entries[i], score) for i, score in zip(ids, (0.9, 0.7, 0.6), strict=True)]
+        messages = build_messages(prompt_config, hits, [Turn("user", question)], "en")
+        return render_prompt(tokenizer, messages, prompt_config.max_prompt_tokens)
+
+    def varied(i: int) -> list[int]:
+        row = rows[i % len(rows)]
+        question = (row.get("alt_questions") or [row["question"]])[0]
+        return render(question, [rows[(i + k) % len(rows)]["id"] for k in range(3)])
+
+    refund = render("Hi, I bought a jacket two weeks ago and it does not fit. How do I get my money back?",
+                    ["get_refund", "check_refund_policy", "track_refund"])  # fmt: skip
+    return [varied(len(rows) - 1), refund, *(varied(i) for i in range(n))]
 
 
 def _timed(submit: Any) -> dict[str, float]:
@@ -60,17 +73,18 @@ def _timed(submit: Any) -> dict[str, float]:
             "decode_tok_s": (n - 1) / (end - first) if end > first and n > 1 else 0.0}  # fmt: skip
 
 
-def measure(make_scheduler: Any, prompt: list[int], n: int, max_new_tokens: int,
+def measure(make_scheduler: Any, prompts: list[list[int]], n: int, max_new_tokens: int,
             concurrent: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Single, concurrent and serial figures on the scheduler `make_scheduler(max_batch)` returns."""
+    """Single, concurrent and serial figures on the scheduler `make_scheduler(max_batch)` returns, with the
+    prompts of `bench_prompts`."""
     from chatbot.config import GenerationConfig
 
     # Greedy with the serving defaults' loop guards; the reply may end before max_new_tokens at EOS.
     config = GenerationConfig(max_new_tokens=max_new_tokens)
     scheduler = make_scheduler(max(n, 1))
     try:
-        _timed(lambda: scheduler.submit(prompt, GenerationConfig(max_new_tokens=4)))  # warm-up (kernels, caches)
-        single = _timed(lambda: scheduler.submit(prompt, config))
+        _timed(lambda: scheduler.submit(prompts[0], GenerationConfig(max_new_tokens=4)))  # warm-up (kernels)
+        single = _timed(lambda: scheduler.submit(prompts[1], config))
         result: dict[str, Any] = {"single": {k: round(single[k], 4) for k in ("ttft_s", "decode_tok_s")}}
         result["single"]["tokens"] = single["tokens"]
         if not concurrent:
@@ -80,7 +94,7 @@ def measure(make_scheduler: Any, prompt: list[int], n: int, max_new_tokens: int,
 
         def one(i: int) -> None:
             barrier.wait()
-            runs[i] = _timed(lambda: scheduler.submit(prompt, config))
+            runs[i] = _timed(lambda: scheduler.submit(prompts[2 + i], config))
 
         start = time.perf_counter()
         workers = [threading.Thread(target=one, args=(i,)) for i in range(n)]
@@ -97,9 +111,9 @@ def measure(make_scheduler: Any, prompt: list[int], n: int, max_new_tokens: int,
         }  # fmt: skip
         start = time.perf_counter()
         serial = []
-        for _ in range(n):
+        for i in range(n):
             queued_at = time.perf_counter()
-            r = _timed(lambda: scheduler.submit(prompt, config))
+            r = _timed(lambda i=i: scheduler.submit(prompts[2 + i], config))
             # a customer in line waits for everyone before them: their TTFT counts from the start
             serial.append({**r, "ttft_s": queued_at - start + r["ttft_s"]})
         total = time.perf_counter() - start
@@ -169,13 +183,13 @@ def bench_transformers(config: Any, n: int, max_new_tokens: int, device: str | N
     if threads:
         torch.set_num_threads(threads)
     loaded = load_model(model_config)
-    prompt = bench_prompt(loaded.tokenizer, config.prompt)
+    prompts = bench_prompts(loaded.tokenizer, config.prompt, n)
     result: dict[str, Any] = {
         "backend": "transformers", "model": model_config.name, "adapter": loaded.adapter, "device": loaded.device,
         "dtype": str(loaded.dtype).removeprefix("torch."), "threads": torch.get_num_threads(),
-        "prompt_tokens": len(prompt), "max_new_tokens": max_new_tokens,
+        "prompt_tokens": len(prompts[1]), "max_new_tokens": max_new_tokens,
     }  # fmt: skip
-    result.update(measure(transformers_scheduler(loaded, n, threads), prompt, n, max_new_tokens))
+    result.update(measure(transformers_scheduler(loaded, n, threads), prompts, n, max_new_tokens))
     result["memory_mb"] = memory_mb()
     ratios = _batching_ratios(result)
     if baselines:
@@ -186,7 +200,7 @@ def bench_transformers(config: Any, n: int, max_new_tokens: int, device: str | N
                 base = result["single"]
             else:
                 other = load_model(dataclasses.replace(model_config, dtype=dtype))
-                base = measure(transformers_scheduler(other, 1, threads), prompt, 1, max_new_tokens,
+                base = measure(transformers_scheduler(other, 1, threads), prompts, 1, max_new_tokens,
                                concurrent=False)["single"]  # fmt: skip
                 del other
             result["baselines"][name] = {"ttft_s": base["ttft_s"], "decode_tok_s": base["decode_tok_s"]}
@@ -207,7 +221,7 @@ def _batching_ratios(result: dict[str, Any]) -> dict[str, float]:
 
 
 def bench_llamacpp(config: Any, n: int, max_new_tokens: int, threads: int, baselines: bool) -> dict[str, Any]:
-    """Our llama.cpp backend, then (same process, same prompt, same adapter, same threads) llama-cpp-python's plain
+    """Our llama.cpp backend, then (same process, same prompts, same adapter, same threads) llama-cpp-python's plain
     API on the configured GGUF, and transformers in bf16 and fp32."""
     import dataclasses
 
@@ -219,7 +233,7 @@ def bench_llamacpp(config: Any, n: int, max_new_tokens: int, threads: int, basel
 
     llama_config = dataclasses.replace(config.llamacpp, threads=threads or config.llamacpp.threads)
     tokenizer = load_tokenizer(config.model)
-    prompt = bench_prompt(tokenizer, config.prompt)
+    prompts = bench_prompts(tokenizer, config.prompt, n)
     adapter = resolve_adapter(config.model.adapter)
     runtime = LlamaRuntime(config.model, llama_config, max(n, 1), adapter)
     try:
@@ -228,13 +242,13 @@ def bench_llamacpp(config: Any, n: int, max_new_tokens: int, threads: int, basel
         result: dict[str, Any] = {
             "backend": "llamacpp", "model": config.model.name, "adapter": loaded.adapter, "device": "cpu",
             "dtype": f"prefill {runtime.prefill_type}, decode {runtime.decode_type}", "threads": runtime.threads,
-            "prompt_tokens": len(prompt), "max_new_tokens": max_new_tokens,
+            "prompt_tokens": len(prompts[1]), "max_new_tokens": max_new_tokens,
         }  # fmt: skip
 
         def make(batch: int) -> Any:
             return LlamaCppScheduler(loaded, SchedulerConfig(max_batch=batch, max_queue=4 * n))
 
-        result.update(measure(make, prompt, n, max_new_tokens))
+        result.update(measure(make, prompts, n, max_new_tokens))
         result["memory_mb"] = memory_mb()
     finally:
         runtime.close()
@@ -244,7 +258,7 @@ def bench_llamacpp(config: Any, n: int, max_new_tokens: int, threads: int, basel
         runtime = LlamaRuntime(config.model, applied, 1, adapter)
         try:
             loaded = dataclasses.replace(loaded, model=runtime)
-            single = measure(lambda b: LlamaCppScheduler(loaded, SchedulerConfig(max_batch=b)), prompt, 1,
+            single = measure(lambda b: LlamaCppScheduler(loaded, SchedulerConfig(max_batch=b)), prompts, 1,
                              max_new_tokens, concurrent=False)["single"]  # fmt: skip
         finally:
             runtime.close()
@@ -254,12 +268,12 @@ def bench_llamacpp(config: Any, n: int, max_new_tokens: int, threads: int, basel
     if baselines:
         gguf = model_gguf(config.model)
         lora = exported_lora(adapter, gguf, config.model.model_cache_dir()) if adapter else None
-        plain = llamacpp_plain(gguf, lora, prompt, n, max_new_tokens, result["threads"])
+        plain = llamacpp_plain(gguf, lora, prompts, n, max_new_tokens, result["threads"])
         result["baselines"] = {"llamacpp": plain["single"], "llamacpp_serial": plain["serial"]}
         torch.set_num_threads(result["threads"])
         for dtype, name in (("float32", "transformers_fp32"), ("bfloat16", "transformers_bf16")):
             other = load_model(dataclasses.replace(config.model, dtype=dtype, device="cpu"))
-            figures = measure(transformers_scheduler(other, n, result["threads"]), prompt, n, max_new_tokens,
+            figures = measure(transformers_scheduler(other, n, result["threads"]), prompts, n, max_new_tokens,
                               concurrent=dtype == "bfloat16")  # fmt: skip
             del other
             result["baselines"][name] = {k: figures["single"][k] for k in ("ttft_s", "decode_tok_s")}
@@ -287,28 +301,28 @@ def bench_llamacpp(config: Any, n: int, max_new_tokens: int, threads: int, basel
     return result
 
 
-def llamacpp_plain(gguf: Any, lora: Any, prompt: list[int], n: int, max_new_tokens: int,
+def llamacpp_plain(gguf: Any, lora: Any, prompts: list[list[int]], n: int, max_new_tokens: int,
                    threads: int) -> dict[str, Any]:  # fmt: skip
-    """llama-cpp-python's `Llama.create_completion` (streaming, greedy): one stream, then n requests in line (it
-    serves one at a time). The prompt cache is reset before each request, as for a new customer."""
+    """llama-cpp-python's `Llama.create_completion` (streaming, greedy) on the `bench_prompts`: one stream, then n
+    requests in line (it serves one at a time). It keeps the KV cache of the prefix shared with the previous
+    prompt, as our backend does."""
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(gguf), lora_path=str(lora) if lora else None, n_ctx=4096, n_threads=threads,
                 n_threads_batch=threads, verbose=False)  # fmt: skip
 
-    def one(tokens: int) -> Any:
-        llm.reset()
+    def one(prompt: list[int], tokens: int) -> Any:
         stream = llm.create_completion(prompt, max_tokens=tokens, temperature=0.0, repeat_penalty=1.15, stream=True)
         return _Counted(stream)
 
     try:
-        _timed(lambda: one(4))
-        single = _timed(lambda: one(max_new_tokens))
+        _timed(lambda: one(prompts[0], 4))
+        single = _timed(lambda: one(prompts[1], max_new_tokens))
         start = time.perf_counter()
         serial = []
-        for _ in range(n):
+        for i in range(n):
             queued_at = time.perf_counter()
-            r = _timed(lambda: one(max_new_tokens))
+            r = _timed(lambda i=i: one(prompts[2 + i], max_new_tokens))
             serial.append({**r, "ttft_s": queued_at - start + r["ttft_s"]})
         total = time.perf_counter() - start
     finally:

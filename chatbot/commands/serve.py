@@ -31,6 +31,7 @@ def serve(config_file: str | None = None, host: str | None = None, port: int | N
 
     import uvicorn
 
+    from chatbot.adapter_watch import ActiveAdapterWatcher
     from chatbot.config import AppConfig
     from chatbot.engine import Engine
     from ui.app import create_app
@@ -41,6 +42,7 @@ def serve(config_file: str | None = None, host: str | None = None, port: int | N
     port = port if port is not None else config.server.port
     print("chatbot: loading the model and the knowledge base…", file=sys.stderr, flush=True)
     engine = Engine.from_config(config).warm_up()
+    watcher = ActiveAdapterWatcher(engine).start() if config.model.adapter is None else None
     app = create_app(config, engine)
     print(f"chatbot: customer chat  http://{host}:{port}/\n"
           f"chatbot: agent console  http://{host}:{port}/agent  (accounts: chatbot users add NAME --role agent)\n"
@@ -49,6 +51,8 @@ def serve(config_file: str | None = None, host: str | None = None, port: int | N
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
     finally:
+        if watcher is not None:
+            watcher.stop()
         engine.close()
     return 0
 
