@@ -29,7 +29,8 @@ class ModelConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """`auto`: bf16 on CUDA and on CPUs with native bf16 matrix units, fp32 otherwise."""
     threads: int = 0
-    """torch threads for generation; 0 = all cores."""
+    """torch threads; 0 = all cores with the transformers backend, 1 with llama.cpp (there torch only embeds text
+    and picks tokens, and leaves the cores to `[llamacpp] threads`)."""
     backend: Literal["transformers", "llamacpp", "openai"] = "transformers"
     """`llamacpp` generates with llama.cpp on the CPU (`make llamacpp` installs it; see `[llamacpp]`); `openai`
     sends generation to an OpenAI-compatible server (vLLM, TGI, llama.cpp's server)."""
