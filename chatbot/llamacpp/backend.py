@@ -276,7 +276,7 @@ class LlamaCppBackend(TransformersBackend):
         import torch
 
         # torch still embeds questions and replies (grounding) and picks tokens in this process; with one thread it
-        # leaves the cores to llama.cpp (`chatbot bench serve`: 1.6x the tokens/s per stream of torch on all cores)
+        # leaves the cores to llama.cpp (`chatbot bench serve`, median of 5 runs: 1.35x the tokens/s per stream)
         torch.set_num_threads(self.model_config.threads or 1)
         tokenizer = load_tokenizer(self.model_config)
         adapter = resolve_adapter(self.model_config.adapter)
