@@ -111,6 +111,25 @@ def read_lora(adapter_dir: str | Path, base_gguf: str | Path) -> LoraWeights:
     return LoraWeights(adapter_dir.name, float(config["lora_alpha"]), int(config["r"]), pairs)
 
 
+def open_writer(out: Path, arch: str) -> Any:
+    """A `GGUFWriter` for `out` that writes under a temporary name; `finish` moves the file into place, so nobody
+    ever reads half a file."""
+    import gguf
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return gguf.GGUFWriter(str(out.with_name(f".{out.name}.tmp{os.getpid()}")), arch)
+
+
+def finish(writer: Any, out: Path) -> Path:
+    """Write everything added to `writer` (from `open_writer(out, ...)`), then rename it to `out`."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    Path(writer.path).replace(out)
+    return out
+
+
 def export_lora(adapter_dir: str | Path, base_gguf: str | Path, out: str | Path) -> Path:
     """Write `adapter_dir` (a peft LoRA folder) as a GGUF LoRA for the model in `base_gguf`; returns `out`."""
     import gguf
@@ -118,9 +137,7 @@ def export_lora(adapter_dir: str | Path, base_gguf: str | Path, out: str | Path)
     lora = read_lora(adapter_dir, base_gguf)
     arch = read_gguf_fields(base_gguf, ("general.architecture",))["general.architecture"]
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")  # a temporary name, then renamed: never half a file
-    writer = gguf.GGUFWriter(str(tmp), arch)
+    writer = open_writer(out, arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, lora.alpha)
@@ -128,9 +145,4 @@ def export_lora(adapter_dir: str | Path, base_gguf: str | Path, out: str | Path)
     for weight, (a, b) in lora.pairs.items():
         writer.add_tensor(f"{weight}.lora_a", a)
         writer.add_tensor(f"{weight}.lora_b", b)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(out)
-    return out
+    return finish(writer, out)
