@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import Any
 
-from chatbot.model import adapters_home, default_adapter
+from chatbot.model import adapter_name, adapters_home, default_adapter
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ class ActiveAdapterWatcher:
             return None
         self._seen = record
         target = default_adapter()
+        serving = self.engine.health().get("adapter")
+        if serving in ((adapter_name(target), str(target)) if target else (None,)):
+            return None  # switched already (the admin page switches the engine itself)
         try:
             active = self.engine.set_adapter(str(target) if target else "none")
         except Exception:  # noqa: BLE001 - the app keeps serving the adapter it has

@@ -134,10 +134,15 @@ def test_a_prompt_too_long_fails_alone_and_the_backend_keeps_serving(f32_backend
                             LlamaCppConfig(decode_type="F32", prefill_type="F32", context_tokens=256))  # fmt: skip
     small.warm_up()
     try:
+        messages = heldout_messages(1)[0]
+        alone = run(small, messages, GREEDY)
+        running = iter(small.stream(GenerationRequest(messages, GREEDY)))
+        shown = next(running)  # another customer is mid-reply
         long = [{"role": "user", "content": "where is my parcel " * 100}]
         with pytest.raises(GenerationError, match=r"more than llamacpp.context_tokens \(256\)"):
             run(small, long)
-        assert run(small, heldout_messages(1)[0], GenerationConfig(max_new_tokens=8))
+        assert shown + "".join(running) == alone  # untouched by the refused one
+        assert run(small, messages, GREEDY) == alone
     finally:
         small.close()
 

@@ -134,6 +134,10 @@ def test_a_running_app_follows_activation_from_another_process(tmp_path, chatbot
     assert engine.health()["adapter"] == str(chatbot_home / "adapters" / "v1") and watcher.check() is None
     activate("none", force=True)
     assert watcher.check() == "none" and engine.health()["adapter"] is None
+    v2 = fake_output(tmp_path / "v2", 5.0)
+    engine.set_adapter(str(registry_dir() / register(v2).name))  # the admin page switches, then records
+    activate("v2")
+    assert watcher.check() is None  # nothing to do twice
 
 
 def test_a_switch_that_fails_keeps_the_served_adapter(tmp_path, chatbot_home, no_shipped, engine, monkeypatch):

@@ -133,12 +133,8 @@ class LlamaRuntime:
             raise
 
     def prefill(self, tokens: list[int], slot: int) -> Any:
-        """Read a prompt into decode slot `slot`; returns the logits of its last token."""
-        if len(tokens) >= self.config.context_tokens:
-            raise GenerationError(
-                f"the prompt has {len(tokens)} tokens, more than llamacpp.context_tokens "
-                f"({self.config.context_tokens}); raise it or lower prompt.max_prompt_tokens"
-            )
+        """Read a prompt (shorter than `context_tokens`) into decode slot `slot`; returns the logits of its last
+        token."""
         ctx, seq = (self.decode_ctx, slot) if self.prefill_ctx is None else (self.prefill_ctx, 0)
         try:
             reused = common_prefix(tokens, self.cached, len(tokens) - 1)  # the last token is read for its logits
@@ -202,17 +198,26 @@ class LlamaCppScheduler(BatchScheduler):
     def _prefill(self, arrivals: list) -> tuple[Any, Any]:
         import numpy as np
 
+        room = self.runtime.config.context_tokens
         for seq in arrivals:
+            if len(seq.prompt_ids) >= room:  # fails alone: the others keep decoding
+                seq.done, seq.finish_reason = True, "error"
+                seq.out.put(GenerationError(f"the prompt has {len(seq.prompt_ids)} tokens, more than "
+                                            f"llamacpp.context_tokens ({room}); raise it or lower "
+                                            "prompt.max_prompt_tokens"))  # fmt: skip
+                continue
             slot = self._free.pop()
             self._slots[id(seq)] = slot
             seq.position = len(seq.prompt_ids)
-            if seq.position + seq.config.max_new_tokens > self.runtime.config.context_tokens:
-                seq.config = _shorter(seq.config, self.runtime.config.context_tokens - seq.position)
+            if seq.position + seq.config.max_new_tokens > room:
+                seq.config = _shorter(seq.config, room - seq.position)
             logits = self.runtime.prefill(seq.prompt_ids, slot)
             self._choose([seq], self._logits(np.stack([logits])))
         return None, None
 
     def _merge(self, rows, cache, mask, arrivals, new_cache, new_mask):
+        if rows:  # the running conversations advance in the same step as an arrival's prompt is read
+            self._decode(rows, None, None)
         return rows + list(arrivals), None, None
 
     def _decode(self, rows: list, cache: Any, mask: Any) -> tuple[Any, Any]:
