@@ -7,6 +7,7 @@
   CHATBOT_HOME, warmed up.
 - `shared_model_cache` (autouse, session): `$CHATBOT_MODEL_CACHE`, default a folder in the temp dir.
 - `tiny_loaded`: a `LoadedModel` with a tiny random 2-layer Llama and the embedded model's tokenizer (session).
+- `ask_delivery_grounded(app_config, demo_kb, model)`: the real-model check that a backend answers grounded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -141,3 +143,31 @@ def tiny_loaded(shared_model_cache):
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)  # fmt: skip
     model = LlamaForCausalLM(config).eval()
     return LoadedModel(model, tokenizer, "cpu", torch.float32, None, "tiny-llama")
+
+
+def ask_delivery_grounded(app_config: Any, demo_kb: Any, model: Any) -> dict:
+    """Ask the real engine (with `model` as `[model]`) the demo FAQ's delivery question; assert a grounded answer
+    from the right source with nothing invented ever shown (even before a fallback); returns the engine's health
+    as it served."""
+    from chatbot.config import GenerationConfig
+    from chatbot.engine import Engine
+    from chatbot.routing import check_grounding, supported_facts
+
+    app_config.model = model
+    app_config.generation = GenerationConfig(max_new_tokens=60)
+    engine = Engine.from_config(app_config, kb=demo_kb).warm_up()
+    try:
+        health = engine.health()
+        question = "How long does delivery take?"
+        stream = engine.stream(engine.start_conversation(), question)
+        shown = "".join(stream)
+        reply = stream.reply
+    finally:
+        engine.close()
+    assert reply.route == "answer" and reply.grounded
+    assert reply.sources[0].entry.id == "delivery_period"
+    allowed = supported_facts([h.entry.answer for h in reply.sources] + [question])
+    assert check_grounding(reply.text, allowed).ok
+    assert check_grounding(shown, allowed).ok
+    assert reply.timings["generate"] > 0 and reply.text
+    return health

@@ -19,6 +19,7 @@ import pytest
 from chatbot.config import AppConfig, GenerationConfig, LlamaCppConfig, ModelConfig, SchedulerConfig
 from chatbot.generate import GenerationError, GenerationRequest
 from chatbot.model import ModelError
+from tests.fixtures_engine import ask_delivery_grounded
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "training" / "adapter"
@@ -218,23 +219,8 @@ def test_a_sequence_moves_between_contexts_with_its_kv_cache(shared_model_cache)
 @pytest.mark.real_model
 def test_engine_answers_a_demo_question_grounded_on_the_default_llamacpp_setup(app_config, demo_kb, shared_model_cache):
     """The default serving setup (BF16 or Q8_0 prefill, Q8_0 decode, the shipped adapter) behind the real engine."""
-    from chatbot.engine import Engine
-    from chatbot.routing import check_grounding, supported_facts
-
-    app_config.model = ModelConfig(cache_dir=shared_model_cache, backend="llamacpp")
-    app_config.generation = GenerationConfig(max_new_tokens=60)
-    engine = Engine.from_config(app_config, kb=demo_kb).warm_up()
-    try:
-        assert engine.health()["backend"] == "llamacpp" and engine.health()["adapter"] == "adapter"
-        question = "How long does delivery take?"
-        stream = engine.stream(engine.start_conversation(), question)
-        shown = "".join(stream)
-        reply = stream.reply
-    finally:
-        engine.close()
-    assert reply.route == "answer" and reply.grounded and reply.sources[0].entry.id == "delivery_period"
-    allowed = supported_facts([h.entry.answer for h in reply.sources] + [question])
-    assert check_grounding(shown, allowed).ok and reply.text
+    health = ask_delivery_grounded(app_config, demo_kb, ModelConfig(cache_dir=shared_model_cache, backend="llamacpp"))
+    assert health["backend"] == "llamacpp" and health["adapter"] == "adapter"
 
 
 @needs_llama

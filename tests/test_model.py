@@ -8,6 +8,7 @@ import pytest
 from chatbot.config import GenerationConfig, ModelConfig
 from chatbot.generate import GenerationRequest
 from chatbot.model import ModelError, load_model, resolve_adapter, resolve_dtype, resolve_model
+from tests.fixtures_engine import ask_delivery_grounded
 
 GREEDY = GenerationConfig(max_new_tokens=10, repetition_penalty=1.0, no_repeat_ngram_size=0)
 MESSAGES = [{"role": "system", "content": "Help."}, {"role": "user", "content": "Where is my parcel?"}]
@@ -88,22 +89,4 @@ def test_active_adapter_in_chatbot_home_is_the_default(tiny_folders, chatbot_hom
 @pytest.mark.real_model
 def test_real_embedded_model_answers_a_demo_question_grounded(app_config, demo_kb):
     """SmolLM2-135M on CPU answers a demo-FAQ question; the reply carries no fact absent from its sources."""
-    from chatbot.engine import Engine
-    from chatbot.routing import check_grounding, supported_facts
-
-    app_config.model = ModelConfig(threads=1, adapter="none")
-    app_config.generation = GenerationConfig(max_new_tokens=60)
-    engine = Engine.from_config(app_config, kb=demo_kb).warm_up()
-    try:
-        question = "How long does delivery take?"
-        stream = engine.stream(engine.start_conversation(), question)
-        shown = "".join(stream)
-        reply = stream.reply
-    finally:
-        engine.close()
-    assert reply.route == "answer" and reply.grounded
-    assert reply.sources[0].entry.id == "delivery_period"
-    allowed = supported_facts([h.entry.answer for h in reply.sources] + [question])
-    assert check_grounding(reply.text, allowed).ok
-    assert check_grounding(shown, allowed).ok  # nothing invented was ever shown, even before a fallback
-    assert reply.timings["generate"] > 0 and reply.text
+    ask_delivery_grounded(app_config, demo_kb, ModelConfig(threads=1, adapter="none"))
