@@ -108,7 +108,6 @@ class LlamaRuntime:
         self.threads = config.threads or os.cpu_count() or 1
         self.prefill_type = resolve_prefill_type(config)
         self.decode_type = config.decode_type
-        self.adapter_path = adapter
         merged = adapter if config.merge_adapter else None
         self.decoder = self.decode_ctx = self.prefiller = self.prefill_ctx = None
         try:
@@ -166,7 +165,6 @@ class LlamaRuntime:
             ctx.set_adapter(model.adapter(lora) if lora else None)
         (self.prefill_ctx or self.decode_ctx).forget(self.cache_seq)  # computed with the old adapter
         self.cached = []
-        self.adapter_path = adapter_dir
 
     def close(self) -> None:
         for part in (self.prefill_ctx, self.prefiller, self.decode_ctx, self.decoder):
@@ -185,9 +183,12 @@ class LlamaCppScheduler(BatchScheduler):
 
     def __init__(self, loaded: Any, config: SchedulerConfig):
         super().__init__(loaded, config, threads=0)
-        self.runtime: LlamaRuntime = loaded.model
         self._free = list(range(self.config.max_batch))
         self._slots: dict[int, int] = {}  # id(sequence) -> KV slot
+
+    @property
+    def runtime(self) -> LlamaRuntime:
+        return self.loaded.model
 
     def _logits(self, rows: Any) -> Any:
         import numpy as np
@@ -246,7 +247,6 @@ class LlamaCppScheduler(BatchScheduler):
         def swap(old: LlamaRuntime) -> LlamaRuntime:
             for slot in self._slots.values():
                 old.decode_ctx.copy_sequence_to(new.decode_ctx, slot, slot)
-            self.runtime = new
             self.loaded = dataclasses.replace(self.loaded, model=new)
             return old
 

@@ -8,6 +8,7 @@ Face's), so `B` of those two gets the same row permutation; `A` acts on the inpu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -34,13 +35,20 @@ def gguf_architecture(arch_fields: dict[str, Any]) -> tuple[str, int, int, int]:
 
 
 def read_gguf_fields(path: str | Path, names: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Scalar and string key/values of a GGUF file (all of them, or only `names`)."""
+    """Scalar and string key/values of a GGUF file (all of them, or only `names`). Parsing a model's header takes
+    seconds (its tokenizer arrays), so each file version is parsed once per process."""
+    stat = Path(path).stat()
+    fields = _scalar_fields(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    return {k: v for k, v in fields.items() if not names or k in names}
+
+
+@functools.lru_cache(maxsize=8)
+def _scalar_fields(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     from gguf import GGUFReader
 
-    reader = GGUFReader(str(path))
     out: dict[str, Any] = {}
-    for name, field in reader.fields.items():
-        if (names and name not in names) or not field.types or field.types[0].name == "ARRAY":
+    for name, field in GGUFReader(path).fields.items():
+        if not field.types or field.types[0].name == "ARRAY":
             continue
         value = field.parts[field.data[0]]
         out[name] = bytes(value).decode("utf-8") if field.types[0].name == "STRING" else value.tolist()[0]
