@@ -113,6 +113,19 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_rejected_generations(db: sqlite3.Connection) -> None:
+    """A generated reply that failed the claim check is kept beside the message that replaced it, with the reason:
+    counted on the admin page and exported as negative training examples."""
+    _script(
+        db,
+        """
+        ALTER TABLE messages ADD COLUMN rejected_text TEXT;
+        ALTER TABLE messages ADD COLUMN rejection TEXT;
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class Message:
     id: int
@@ -133,6 +146,10 @@ class Message:
     draft_id: int | None
     status: str
     created_at: float
+    rejected_text: str | None = None
+    """The generated reply that failed the claim check (the message holds what was sent instead)."""
+    rejection: str | None = None
+    """Why `rejected_text` failed, e.g. "names 'British money transfer', which no source mentions"."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +199,7 @@ def _message(row: sqlite3.Row) -> Message:
         fallback=bool(row["fallback"]), language=row["language"], faq_ids=tuple(json.loads(row["faq_ids"])),
         scores=tuple(json.loads(row["scores"])), index_version=row["index_version"], adapter=row["adapter"],
         timings=json.loads(row["timings"]), agent=row["agent"], draft_id=row["draft_id"], status=row["status"],
-        created_at=row["created_at"],
+        created_at=row["created_at"], rejected_text=row["rejected_text"], rejection=row["rejection"],
     )  # fmt: skip
 
 
@@ -324,6 +341,8 @@ class Store:
                 row[key] = json.dumps(list(fields.pop(key)))
         if "timings" in fields:
             row["timings"] = json.dumps(fields.pop("timings"))
+        if fields.get("rejected_text"):
+            fields["rejected_text"] = self._clean(fields["rejected_text"])
         for key in ("grounded", "fallback"):
             if key in fields and fields[key] is not None:
                 fields[key] = int(bool(fields[key]))
@@ -551,6 +570,23 @@ class Store:
             out.append({"id": f"{row['conversation_id']}-{row['id']}", "messages": turns, "source": source})
         return out
 
+    def rejected_generations(self) -> list[dict[str, Any]]:
+        """Generated replies that failed the claim check, as negative examples: `{"id", "messages" (the conversation
+        up to the customer's message), "rejected", "reason", "sent", "faq_ids"}`. Texts are redacted."""
+        out = []
+        for row in self._read("SELECT * FROM messages WHERE role = 'bot' AND rejected_text IS NOT NULL ORDER BY id"):
+            context = self._read(
+                "SELECT role, text FROM messages WHERE conversation_id = ? AND id < ? AND kind = 'reply' "
+                "AND status = 'sent' ORDER BY id",
+                (row["conversation_id"], row["id"]),
+            )
+            turns = [{"role": "user" if m["role"] == "user" else "assistant", "content": m["text"]} for m in context]
+            out.append({
+                "id": f"{row['conversation_id']}-{row['id']}", "messages": turns, "rejected": row["rejected_text"],
+                "reason": row["rejection"], "sent": row["text"], "faq_ids": json.loads(row["faq_ids"]),
+            })  # fmt: skip
+        return out
+
     # -- statistics ---------------------------------------------------------------------------------------------
     def stats(self, days: int = 30, top: int = 10) -> dict[str, Any]:
         """Figures for the admin page: per-day counts, route shares, draft approval/edit rate, thumbs, and the top
@@ -567,6 +603,9 @@ class Store:
         drafts = {r["state"]: r["n"] for r in self._read("SELECT state, COUNT(*) AS n FROM drafts GROUP BY state")}
         reviewed = sum(drafts.get(s, 0) for s in ("approved", "edited", "rejected"))
         thumbs = {bool(r["up"]): r["n"] for r in self._read("SELECT up, COUNT(*) AS n FROM feedback GROUP BY up")}
+        rejected = [dict(r) for r in self._read(
+            "SELECT rejection AS reason, COUNT(*) AS n FROM messages WHERE role = 'bot' AND rejected_text IS NOT NULL "
+            "AND created_at >= ? GROUP BY rejection ORDER BY n DESC", (since,))]  # fmt: skip
         unanswered = [dict(r) for r in self._read(
             "SELECT q.text AS question, COUNT(*) AS n FROM messages b JOIN messages q "
             "ON q.id = (SELECT MAX(id) FROM messages WHERE conversation_id = b.conversation_id AND id < b.id "
@@ -582,6 +621,9 @@ class Store:
             "thumbs_up": thumbs.get(True, 0),
             "thumbs_down": thumbs.get(False, 0),
             "top_unanswered": unanswered,
+            "rejected": sum(r["n"] for r in rejected),
+            "rejected_share": sum(r["n"] for r in rejected) / routes.get("answer", 0) if routes.get("answer") else 0.0,
+            "rejection_reasons": rejected[:top],
         }
 
     # -- users and sessions -------------------------------------------------------------------------------------
