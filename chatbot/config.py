@@ -125,16 +125,12 @@ class RoutingConfig:
     """`auto`: send good answers, draft uncertain ones, hand off the rest; `draft_only`: every bot reply waits
     for an agent; `off`: agents answer everything."""
     grounding: bool = True
-    """Check every generated reply against its sources; fall back to the top source's answer when it fails."""
-    drift_threshold: float = 0.35
-    """Lowest embedding similarity between a generated reply and the top source's answer; below it the reply is
-    replaced by that answer."""
+    """Check every sentence of a generated reply against its sources before the customer sees it (named things,
+    quantities, polarity, promises, cut-off sentences: `chatbot/claims.py`); when one fails, send the part of the
+    sources that answers the question instead."""
     human_phrases: tuple[str, ...] = ()
     """Extra phrases (any language) meaning "let me talk to a person", on top of the built-in ones."""
 
-    def __post_init__(self) -> None:
-        if not -1.0 <= self.drift_threshold <= 1.0:
-            raise ValueError("routing.drift_threshold must lie in [-1, 1]")
 
 
 @dataclass
@@ -216,6 +212,46 @@ class ServerConfig:
 
 
 @dataclass
+class EvalConfig:
+    """The deployment's own answer-evaluation files (`chatbot eval answers` and the gate in front of every new FAQ
+    version and adapter: the candidate is refused when it answers worse than the active one on these files)."""
+
+    queries: str | None = None
+    """Labelled queries (`.jsonl` or `.csv`: `query`, `faq_id`; empty = out of scope), relative to
+    `$CHATBOT_HOME` (or absolute). Unset with `conversations` unset: the gate lets changes through, saying so."""
+    conversations: str | None = None
+    """Multi-turn conversations (`.jsonl`: `turns`, `faq_id` of the last turn), relative to `$CHATBOT_HOME`."""
+    limit: int = 0
+    """Evaluate at most this many queries and this many conversations, spread over each file; 0 = all. The gate
+    runs every message twice (active and candidate) through the model."""
+    max_accuracy_drop: float = 0.0
+    """Tolerated drop of answered accuracy and first-turn accuracy (0.02 = two points)."""
+    max_unsupported_rise: float = 0.0
+    """Tolerated rise of the share of answers and drafts with a claim no source supports."""
+    max_followup_drop: float = 0.0
+    """Tolerated drop of follow-up accuracy (conversations' last turns answered from a right entry)."""
+    max_fallback_rise: float = 0.0
+    """Tolerated rise of the share of generated replies the engine's check rejected (the model invented more)."""
+
+    def __post_init__(self) -> None:
+        if self.limit < 0:
+            raise ValueError("eval.limit must be >= 0 (0 = all)")
+        for name in ("max_accuracy_drop", "max_unsupported_rise", "max_followup_drop", "max_fallback_rise"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"eval.{name} must lie in [0, 1] (a share)")
+
+    @property
+    def configured(self) -> bool:
+        """True when at least one evaluation file is set."""
+        return bool(self.queries or self.conversations)
+
+    def path(self, value: str) -> Path:
+        """An evaluation file's path (relative ones are under `$CHATBOT_HOME`)."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else chatbot_home() / path
+
+
+@dataclass
 class AppConfig:
     kb: KBConfig = field(default_factory=KBConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -228,6 +264,7 @@ class AppConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> AppConfig:

@@ -171,6 +171,25 @@ class KnowledgeBase:
             timings={"embed_s": t1 - t0, "retrieve_s": t2 - t1},
         )
 
+    def search_including(self, text: str, ids: Sequence[str], k: int = 5, language: str | None = None) -> SearchResult:
+        """`search`, then the entries `ids` that are not among its `k` hits, scored for `text` the same way with the
+        same query vector and snapshot (best first; ids this version lacks are left out). Follow-up retrieval
+        scores the previous answer's sources for a new message this way."""
+        retriever = self._current()
+        t0 = time.perf_counter()
+        vector = self.embedder.encode([text])[0]
+        t1 = time.perf_counter()
+        hits = retriever.search(text, vector, k=k, language=language)
+        found = {h.entry.id for h in hits}
+        extra = retriever.score_entries(text, vector, [i for i in ids if i not in found])
+        t2 = time.perf_counter()
+        return SearchResult(
+            hits=(*hits, *extra),
+            index_version=retriever.version,
+            language=language,
+            timings={"embed_s": t1 - t0, "retrieve_s": t2 - t1},
+        )
+
     def entries(self) -> list[FaqEntry]:
         """Entries of the current version."""
         return list(self._current().entries)
@@ -180,14 +199,20 @@ class KnowledgeBase:
         return self._current().by_id.get(faq_id)
 
     # -- build --------------------------------------------------------------------------------------------------
-    def build(self, faq_path: str | Path, progress: bool = False) -> VersionInfo:
+    def build(self, faq_path: str | Path, progress: bool = False, *, activate: bool = True) -> VersionInfo:
         """Validate `faq_path` whole (any problem raises `FaqValidationError` and changes nothing), build a new
-        snapshot off to the side, switch the on-disk pointer and the in-process retriever, prune old versions."""
+        snapshot off to the side, switch the on-disk pointer and the in-process retriever, prune old versions.
+        With `activate=False` the snapshot is only built (see `build_entries`)."""
         entries = load_faq(faq_path)
-        return self.build_entries(entries, source=str(faq_path), progress=progress)
+        return self.build_entries(entries, source=str(faq_path), progress=progress, activate=activate)
 
-    def build_entries(self, entries: Sequence[FaqEntry], source: str = "", progress: bool = False) -> VersionInfo:
-        """Build a new current version from entries already in memory (the admin page's editor uses this)."""
+    def build_entries(self, entries: Sequence[FaqEntry], source: str = "", progress: bool = False, *,
+                      activate: bool = True) -> VersionInfo:  # fmt: skip
+        """Build a new current version from entries already in memory (the admin page's editor uses this).
+
+        With `activate=False` the new version is complete on disk but not current (nothing is pruned): search it
+        with `at(version)`, make it current with `activate(version)`.
+        """
         if not entries:
             raise KnowledgeBaseError("cannot build an empty knowledge base: the FAQ needs at least one entry")
         ids = [e.id for e in entries]
@@ -209,6 +234,8 @@ class KnowledgeBase:
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            if not activate:
+                return self._info(version)
             _write_atomic(self.root / "CURRENT", version + "\n")
             with self._swap_lock:
                 self._retriever = retriever
@@ -368,6 +395,21 @@ class KnowledgeBase:
                 self._warm = True
         return self._info(version)
 
+    def activate(self, version: str) -> VersionInfo:
+        """Make `version` (e.g. one built with `activate=False`) current, then prune old versions as a build does."""
+        info = self.rollback(version)
+        with self._build_lock, self._file_lock():
+            self._prune()
+        return info
+
+    def at(self, version: str) -> KnowledgeBase:
+        """A read-only knowledge base that searches `version` whatever is current (the evaluation gate compares a
+        candidate with the current version this way). Building, rollback and reload are refused on it."""
+        if version not in self._complete_versions():
+            known = ", ".join(self._complete_versions()) or "none"
+            raise KnowledgeBaseError(f"no complete version {version!r} in {self.versions_dir} (have: {known})")
+        return PinnedKnowledgeBase(self, version)
+
     def _prune(self) -> None:
         keep = self.config.keep_versions
         names = self._complete_versions()
@@ -399,3 +441,29 @@ class KnowledgeBase:
             changed=tuple(i for i in new if i in old and not same(old[i], new[i])),
             removed=tuple(i for i in old if i not in new),
         )
+
+
+class PinnedKnowledgeBase(KnowledgeBase):
+    """One version of a knowledge base, searchable whatever `CURRENT` says; nothing on disk changes through it."""
+
+    def __init__(self, parent: KnowledgeBase, version: str):
+        super().__init__(parent.root, parent.config, parent.embedder)
+        self._retriever = self._load(version)
+        self._warm = True
+
+    def warm_up(self) -> PinnedKnowledgeBase:
+        warm = getattr(self.embedder, "warm_up", None)
+        if warm:
+            warm()
+        return self
+
+    def _refuse(self, *_: object, **__: object) -> VersionInfo:
+        raise KnowledgeBaseError(
+            f"this view of {self.root} is pinned to version {self.current_version} and read-only; build, roll back "
+            "or activate through the knowledge base itself"
+        )
+
+    build_entries = rollback = activate = _refuse
+
+    def reload(self) -> str:
+        return str(self.current_version)
