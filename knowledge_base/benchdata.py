@@ -19,10 +19,11 @@ import csv
 import gzip
 import hashlib
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from knowledge_base.loaders import QueryRow
+from knowledge_base.loaders import MAX_ANSWER, QueryRow
 from knowledge_base.records import FaqEntry
 
 
@@ -158,3 +159,222 @@ def with_distractors(base: EvalSet, pool: list[str], rows: int) -> list[FaqEntry
         raise ValueError(f"only {len(pool)} distractor texts for {need} rows")
     extra = [FaqEntry(f"distractor-{i}", t, "(distractor)", (), None, "distractor") for i, t in enumerate(pool[:need])]
     return list(base.entries) + extra
+
+
+# doc2dial (CC BY 3.0, Feng et al., EMNLP 2020): government-service pages and user <-> agent dialogues grounded in
+# them. Tune on the ssa and va domains, measure on studentaid (held out).
+DOC2DIAL = "doc2dial"
+DOC2DIAL_TUNE = ("ssa", "va")
+DOC2DIAL_HELD_OUT = ("studentaid",)
+_D2D_DOCUMENTS = "documents_validation_no_dmv.jsonl"
+_D2D_TURNS = "turns_validation_no_dmv.jsonl"
+_ENDS_SENTENCE = (".", "!", "?", ",", ";")
+
+
+@dataclass(frozen=True)
+class GroundedQuestion:
+    """The first customer message of a doc2dial dialogue and the document spans the agent answered it from."""
+
+    query: str
+    doc_id: str
+    domain: str
+    span_ids: tuple[str, ...]
+    grounding: str
+    """The text of those spans (the gold answer's words)."""
+
+
+@dataclass
+class GroundedEvalSet(EvalSet):
+    """An EvalSet whose queries carry the gold grounding text (None for out-of-scope rows), aligned with `queries`."""
+
+    grounding: list[str | None] = field(default_factory=list)
+
+
+def _d2d_files(data: Path) -> tuple[Path, Path]:
+    folder = data / DOC2DIAL if (data / DOC2DIAL).is_dir() else data
+    files = folder / _D2D_DOCUMENTS, folder / _D2D_TURNS
+    missing = [p.name for p in files if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"doc2dial files not found under {folder} (missing {', '.join(missing)}); pass the shared data folder, "
+            "e.g. ../shared/data, which holds doc2dial/"
+        )
+    return files
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def doc2dial_documents(data: Path, domains: tuple[str, ...] | None = None) -> list[dict]:
+    """The documents (`doc_id`, `domain`, `doc_text`, `spans`) of `domains` (all when None), in file order."""
+    docs = _jsonl(_d2d_files(data)[0])
+    return [d for d in docs if domains is None or d["domain"] in domains]
+
+
+def doc2dial_questions(data: Path, domains: tuple[str, ...] | None = None) -> list[GroundedQuestion]:
+    """The first user message of every dialogue in `domains` (all when None), with its grounding."""
+    out = []
+    for row in _jsonl(_d2d_files(data)[1]):
+        if row["turn_id"] != 1 or (domains is not None and row["domain"] not in domains):
+            continue
+        first = row["history"][0]["utterance"].strip()
+        grounding = row["grounding"]
+        if first:
+            out.append(
+                GroundedQuestion(
+                    first, row["doc_id"], row["domain"], tuple(grounding["span_ids"]), grounding["text"].strip()
+                )
+            )
+    return out
+
+
+def _span_order(doc: dict) -> list[str]:
+    return sorted(doc["spans"], key=int)
+
+
+def _is_heading(span: str) -> bool:
+    return span.startswith("\n") and bool(span.strip())
+
+
+def doc2dial_text(spans: list[str]) -> str:
+    """Spans joined into an article: the document's text, with a line break after a span that ends without
+    punctuation before a capital (a list item: the pages' lists were flattened) or with a colon (a list's intro)."""
+    parts = []
+    for i, span in enumerate(spans):
+        parts.append(span)
+        after = spans[i + 1] if i + 1 < len(spans) else ""
+        end = span.rstrip()
+        if not after or after.startswith("\n") or not end:
+            continue
+        if end.endswith(":") or (not end.endswith(_ENDS_SENTENCE) and after.lstrip()[:1].isupper()):
+            parts.append("\n")
+    text = "".join(parts)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _page_titles(docs: list[dict]) -> dict[str, str]:
+    """doc_id -> page title without its '#n_m' part and the site's name ('| Federal Student Aid')."""
+    titles = {d["doc_id"]: d["doc_id"].split("#")[0].strip() for d in docs}
+    sites: dict[str, dict[str, int]] = {}
+    for d in docs:
+        parts = titles[d["doc_id"]].rsplit("|", 1)
+        if len(parts) == 2:
+            counts = sites.setdefault(d["domain"], {})
+            counts[parts[1].strip()] = counts.get(parts[1].strip(), 0) + 1
+    per_domain = {dom: sum(1 for d in docs if d["domain"] == dom) for dom in sites}
+    out = {}
+    for d in docs:
+        title = titles[d["doc_id"]]
+        head, _, site = title.rpartition("|")
+        if head and sites[d["domain"]].get(site.strip(), 0) >= 0.1 * per_domain[d["domain"]]:
+            title = head.strip()
+        out[d["doc_id"]] = title
+    return out
+
+
+def _unique(questions: list[str], fallbacks: list[str]) -> list[str]:
+    counts: dict[str, int] = {}
+    for q in questions:
+        counts[q.lower()] = counts.get(q.lower(), 0) + 1
+    return [q if counts[q.lower()] == 1 else f"{q} ({extra})" for q, extra in zip(questions, fallbacks, strict=True)]
+
+
+def _out_of_scope(data: Path, domains: tuple[str, ...], n: int) -> list[QueryRow]:
+    others = [g for g in doc2dial_questions(data) if g.domain not in domains]
+    seen: set[str] = set()
+    rows = []
+    for g in sorted(others, key=lambda g: _h(g.query)):
+        if g.query.lower() not in seen:
+            seen.add(g.query.lower())
+            rows.append(QueryRow(g.query, None))
+    return rows[:n]
+
+
+def _grounded_set(
+    name: str, entries: list[FaqEntry], gold: list[tuple[QueryRow, str]], data: Path, domains: tuple[str, ...],
+    max_oos: int | None,
+) -> GroundedEvalSet:  # fmt: skip
+    oos = _out_of_scope(data, domains, len(gold) if max_oos is None else max_oos)
+    queries = [row for row, _ in gold] + oos
+    return GroundedEvalSet(name, entries, queries, [text for _, text in gold] + [None] * len(oos))
+
+
+def doc2dial_articles(
+    data: Path, domains: tuple[str, ...] = DOC2DIAL_HELD_OUT, max_oos: int | None = None
+) -> GroundedEvalSet:
+    """Help-center articles: one FAQ entry per doc2dial document of `domains` (question = the page title, answer =
+    the document's text, cut at a span boundary to the FAQ format's answer limit); queries = the first user messages
+    of the dialogues grounded in it (dropped when their grounding lies past the cut), plus as many out-of-scope rows
+    (first messages of the other domains' dialogues; `max_oos` caps them)."""
+    docs = doc2dial_documents(data, domains)
+    titles = _page_titles(docs)
+    entries, kept = [], {}
+    questions = _unique([titles[d["doc_id"]] for d in docs], [d["doc_id"] for d in docs])
+    for doc, question in zip(docs, questions, strict=True):
+        ids = _span_order(doc)
+        spans = [doc["spans"][k] for k in ids]
+        cut = len(spans)
+        while cut > 1 and len(doc2dial_text(spans[:cut])) > MAX_ANSWER:
+            cut -= 1
+        kept[doc["doc_id"]] = set(ids[:cut])
+        entries.append(FaqEntry(doc["doc_id"], question, doc2dial_text(spans[:cut]), (), "en", doc["domain"]))
+    gold = [
+        (QueryRow(g.query, g.doc_id), g.grounding)
+        for g in doc2dial_questions(data, domains)
+        if g.doc_id in kept and g.span_ids and g.span_ids[0] in kept[g.doc_id]
+    ]
+    return _grounded_set(f"doc2dial-articles-{'+'.join(domains)}", entries, gold, data, domains, max_oos)
+
+
+def doc2dial_sections(
+    data: Path, domains: tuple[str, ...] = DOC2DIAL_HELD_OUT, max_oos: int | None = None
+) -> GroundedEvalSet:
+    """A long-answer FAQ: one entry per titled section of the doc2dial documents of `domains` (question = the
+    section's heading, with the page title when two headings are the same; answer = the section's text under the
+    heading; id = `doc_id` + `~` + the heading's span id). Queries = the first user messages of the dialogues
+    whose first grounding span lies in that section, plus out-of-scope rows as in `doc2dial_articles`."""
+    docs = doc2dial_documents(data, domains)
+    titles = _page_titles(docs)
+    raw: list[tuple[str, str, str, str]] = []  # (id, heading, answer, page title)
+    section_of: dict[tuple[str, str], str] = {}
+    for doc in docs:
+        ids = _span_order(doc)
+        starts = [i for i, k in enumerate(ids) if _is_heading(doc["spans"][k])]
+        for n, start in enumerate(starts):
+            stop = starts[n + 1] if n + 1 < len(starts) else len(ids)
+            body = doc2dial_text([doc["spans"][k] for k in ids[start + 1 : stop]])
+            if not body:
+                continue
+            fid = f"{doc['doc_id']}~{ids[start]}"
+            raw.append((fid, " ".join(doc["spans"][ids[start]].split()), body, titles[doc["doc_id"]]))
+            for k in ids[start:stop]:
+                section_of[(doc["doc_id"], k)] = fid
+    questions = _unique([r[1] for r in raw], [r[3] for r in raw])
+    entries = [FaqEntry(fid, q, body, (), "en", title) for (fid, _, body, title), q in zip(raw, questions, strict=True)]
+    gold = [
+        (QueryRow(g.query, section_of[(g.doc_id, g.span_ids[0])]), g.grounding)
+        for g in doc2dial_questions(data, domains)
+        if g.span_ids and (g.doc_id, g.span_ids[0]) in section_of
+    ]
+    return _grounded_set(f"doc2dial-sections-{'+'.join(domains)}", entries, gold, data, domains, max_oos)
+
+
+def write_eval_set(eval_set: EvalSet, folder: Path) -> tuple[Path, Path]:
+    """Write `faq.jsonl` and `queries.jsonl` (DESIGN.md's formats; `faq_id` null = out of scope, and a
+    `grounding` field with the gold text when the set has one) into `folder`; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    faq, queries = folder / "faq.jsonl", folder / "queries.jsonl"
+    with open(faq, "w", encoding="utf-8") as f:
+        for entry in eval_set.entries:
+            f.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
+    grounding = getattr(eval_set, "grounding", None) or [None] * len(eval_set.queries)
+    with open(queries, "w", encoding="utf-8") as f:
+        for row, gold in zip(eval_set.queries, grounding, strict=True):
+            out: dict = {"query": row.query, "faq_id": row.faq_id}
+            if gold is not None:
+                out["grounding"] = gold
+            f.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return faq, queries
