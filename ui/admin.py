@@ -31,8 +31,10 @@ def _ids(ids: tuple[str, ...], limit: int = 30) -> str:
 class AdminPage:
     """The admin handlers (the Gradio wiring is in `build`)."""
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: Any, uploads: str | Path | None = None):
         self.engine = engine
+        self.uploads = Path(uploads).resolve() if uploads is not None else None
+        """Gradio's upload folder: `check_upload` reads files only from there (None: any path, for direct calls)."""
 
     @property
     def kb(self) -> Any:
@@ -46,6 +48,8 @@ class AdminPage:
         if not path:
             return "Upload a `.jsonl`, `.csv` or `.md` FAQ file.", "", None
         file = Path(path)
+        if self.uploads is not None and not file.resolve().is_relative_to(self.uploads):
+            return "❌ Only files uploaded on this page can be checked; upload the FAQ file again.", "", None
         size = file.stat().st_size if file.exists() else 0
         if size > MAX_FAQ_BYTES:
             return (f"❌ **{as_text(file.name)}** is {size / 1e6:.1f} MB; the limit is {MAX_FAQ_BYTES / 1e6:.0f} MB. "
@@ -201,8 +205,9 @@ def routes_plot(routes: dict[str, int]) -> Any:
 def build(engine: Any) -> Any:
     """The admin page as Gradio Blocks."""
     import gradio as gr
+    from gradio.utils import get_upload_folder
 
-    page = AdminPage(engine)
+    page = AdminPage(engine, uploads=get_upload_folder())
     store = engine.store
     with gr.Blocks(title="Admin") as demo:
         with gr.Row():

@@ -4,6 +4,7 @@
 # No `from __future__ import annotations`: FastAPI reads the route functions' hints at runtime.
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, safe_next
@@ -84,9 +85,35 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     )
     app.state.blocks = {"customer": customer_blocks, "agent": agent_blocks, "admin": admin_blocks}
     common = {"ssr_mode": False, "footer_links": [], "css": customer.CSS}
+    common["blocked_paths"] = blocked_paths(config, engine)
     gr.mount_gradio_app(app, agent_blocks, path="/agent", auth_dependency=gradio_auth(store, ("agent", "admin")),
                         **common)  # fmt: skip
     gr.mount_gradio_app(app, admin_blocks, path="/admin", auth_dependency=gradio_auth(store, ("admin",)),
                         max_file_size=admin.MAX_FAQ_BYTES, **common)  # fmt: skip
     gr.mount_gradio_app(app, customer_blocks, path="/", **common)  # last: it matches every other path
+    for blocks in app.state.blocks.values():
+        # Gradio checks a file named in a call (only its own uploads are accepted, blocked_paths never) only for
+        # apps that "launched"; a mounted app never does, so without this any server file could be copied.
+        blocks.has_launched = True
     return app
+
+
+def blocked_paths(config: Any, engine: Any) -> list[str]:
+    """Folders no Gradio call may read a file from: the data folder, the store's and the knowledge base's.
+
+    Raises `ValueError` when Gradio's upload folder lies inside one of them (uploads would all be refused).
+    """
+    from gradio.utils import get_upload_folder
+
+    from chatbot.settings import chatbot_home
+
+    folders = {chatbot_home().resolve()}
+    for path in (getattr(engine.store, "path", None), getattr(engine.kb, "root", None)):
+        if path is not None:
+            folders.add(Path(path).resolve() if Path(path).is_dir() else Path(path).resolve().parent)
+    uploads = Path(get_upload_folder()).resolve()
+    for folder in folders:
+        if uploads.is_relative_to(folder):
+            raise ValueError(f"Gradio's upload folder {uploads} lies inside the data folder {folder}: set "
+                             "$GRADIO_TEMP_DIR to a folder outside $CHATBOT_HOME")  # fmt: skip
+    return sorted(str(f) for f in folders)
