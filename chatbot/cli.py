@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "chatbot.commands.bench",
     "chatbot.commands.train",
     "chatbot.commands.serve",
+    "chatbot.commands.eval_answers",
 )
 
 
