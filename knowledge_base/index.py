@@ -217,11 +217,7 @@ class Retriever:
                     cand.add(int(self.row_entry[r]))
                     if len(cand) >= c:
                         break
-        tokens = tokenize(query)
-        lex_rows, self_score = self.lexical.scores(tokens)
-        lex_norm = np.minimum(lex_rows / self_score, 1.0) if self_score > 0 else lex_rows
-        ent_rows, ent_self = self.entry_lexical.scores(tokens)
-        ent_norm = np.minimum(ent_rows / ent_self, 1.0) if ent_self > 0 else ent_rows
+        lex_norm, ent_norm = self._lexical(query)
         if w < 1:
             lex_entry = 0.5 * self._entry_max(lex_norm) + 0.5 * ent_norm
             nz = np.flatnonzero(lex_entry)
@@ -230,31 +226,59 @@ class Retriever:
                 cand.update(int(i) for i in best)
         if not cand:
             return []
-        scored = []
-        for i in cand:
-            s, e = self.starts[i], self.starts[i] + len(self.entries[i].phrasings)
-            cos = np.asarray(self.vectors[s:e]) @ query_vector  # (phrasings,)
-            lex = lex_norm[s:e]
-            # An entry scores by its best phrasing, smoothed by its best three (a nearest-neighbours vote).
-            top3 = np.sort(cos)[-3:]
-            dense = float(0.5 * top3[-1] + 0.5 * top3.mean())
-            lexical = float(0.5 * lex.max() + 0.5 * ent_norm[i])
-            best_row = int(np.argmax(w * cos + (1 - w) * lex))
-            fused = w * max(dense, 0.0) + (1 - w) * lexical
-            scored.append((fused, dense, lexical, int(i), s + best_row))
+        scored = [self._score(i, query_vector, w, lex_norm, ent_norm) for i in cand]
         scored.sort(key=lambda t: (-t[0], t[3]))
         if language:
             # Entries in the customer's language first; order within each group is by score.
             scored.sort(key=lambda t: self.entries[t[3]].language != language)
-        return [
-            Hit(
-                entry=self.entries[i],
-                score=float(self.fusion.calibrate(f)),
-                dense=d,
-                lexical=lx,
-                matched=self.phrasings[row],
-                index_version=self.version,
-                fused=f,
-            )
-            for f, d, lx, i, row in scored[:k]
-        ]
+        return [self._hit(t) for t in scored[:k]]
+
+    def score_entries(
+        self, query: str, query_vector: np.ndarray, ids: Sequence[str], dense_weight: float | None = None
+    ) -> list[Hit]:
+        """The hits of the given entry ids for one query, scored exactly as `search` scores them, best first; ids
+        not in this snapshot are left out."""
+        w = self.fusion.weight(query) if dense_weight is None else dense_weight
+        index = {e.id: i for i, e in enumerate(self.entries)}
+        wanted = dict.fromkeys(index[i] for i in ids if i in index)
+        if not wanted:
+            return []
+        lex_norm, ent_norm = self._lexical(query)
+        scored = sorted((self._score(i, query_vector, w, lex_norm, ent_norm) for i in wanted), key=lambda t: -t[0])
+        return [self._hit(t) for t in scored]
+
+    def _lexical(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """(BM25 of every phrasing, BM25 of every entry's joined phrasings), each normalised by the self-score."""
+        tokens = tokenize(query)
+        lex_rows, self_score = self.lexical.scores(tokens)
+        lex_norm = np.minimum(lex_rows / self_score, 1.0) if self_score > 0 else lex_rows
+        ent_rows, ent_self = self.entry_lexical.scores(tokens)
+        ent_norm = np.minimum(ent_rows / ent_self, 1.0) if ent_self > 0 else ent_rows
+        return lex_norm, ent_norm
+
+    def _score(
+        self, i: int, query_vector: np.ndarray, w: float, lex_norm: np.ndarray, ent_norm: np.ndarray
+    ) -> tuple[float, float, float, int, int]:
+        """(fused, dense, lexical, entry index, best phrasing row) of entry `i`."""
+        s, e = self.starts[i], self.starts[i] + len(self.entries[i].phrasings)
+        cos = np.asarray(self.vectors[s:e]) @ query_vector  # (phrasings,)
+        lex = lex_norm[s:e]
+        # An entry scores by its best phrasing, smoothed by its best three (a nearest-neighbours vote).
+        top3 = np.sort(cos)[-3:]
+        dense = float(0.5 * top3[-1] + 0.5 * top3.mean())
+        lexical = float(0.5 * lex.max() + 0.5 * ent_norm[i])
+        best_row = int(np.argmax(w * cos + (1 - w) * lex))
+        fused = w * max(dense, 0.0) + (1 - w) * lexical
+        return fused, dense, lexical, int(i), int(s + best_row)
+
+    def _hit(self, scored: tuple[float, float, float, int, int]) -> Hit:
+        f, d, lx, i, row = scored
+        return Hit(
+            entry=self.entries[i],
+            score=float(self.fusion.calibrate(f)),
+            dense=d,
+            lexical=lx,
+            matched=self.phrasings[row],
+            index_version=self.version,
+            fused=f,
+        )

@@ -55,6 +55,23 @@ class QueryRow:
     line: int = 0
 
 
+@dataclass(frozen=True)
+class ConversationRow:
+    """One labelled conversation for multi-turn evaluation: the customer's messages in order, the right entries for
+    the last one (empty = out of scope: the right behaviour is not to answer) and, when known, for the first one."""
+
+    turns: tuple[str, ...]
+    faq_ids: tuple[str, ...]
+    first_faq_ids: tuple[str, ...] = ()
+    split: str | None = None
+    """`tune` or `test` where the file marks one (calibrate on `tune`, report on `test`)."""
+    line: int = 0
+
+
+CONVERSATION_FIELDS = ("turns", "faq_id", "first_faq_id", "split", "id")
+MAX_TURNS = 50
+
+
 def _read_text(path: Path, problems: list[Problem]) -> str | None:
     if not path.exists():
         problems.append(Problem(0, f"file not found: {path}"))
@@ -295,6 +312,66 @@ def load_queries(path: str | Path) -> list[QueryRow]:
         out.append(QueryRow(query.strip(), gold or None, number))
     if not out and not problems:
         problems.append(Problem(0, "the file has no queries"))
+    if problems:
+        raise FaqValidationError(path, problems)
+    return out
+
+
+def _gold_ids(value: object, name: str, line: int, problems: list[Problem]) -> tuple[str, ...]:
+    """A gold label: one id, a list of acceptable ids, or empty/null (out of scope)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ()
+    if isinstance(value, str):
+        return (value.strip(),)
+    if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(v.strip() for v in value)
+    problems.append(Problem(line, f"'{name}' must be an id, a list of non-empty ids or empty, got {value!r}"))
+    return ()
+
+
+def load_conversations(path: str | Path) -> list[ConversationRow]:
+    """Load a multi-turn evaluation file (`.jsonl`, one conversation a line: `{"turns": [customer messages...],
+    "faq_id": id | [ids] | null, "first_faq_id": ..., "split": "tune" | "test"}`); raise `FaqValidationError`
+    listing every problem with its line number."""
+    path = Path(path)
+    problems: list[Problem] = []
+    rows: list[tuple[int, dict]] = []
+    if path.suffix.lower() != ".jsonl":
+        problems.append(Problem(0, f"unsupported file type {path.suffix or '(none)'}: conversations are .jsonl"))
+    else:
+        text = _read_text(path, problems)
+        if text is not None:
+            rows = _parse_jsonl(text, problems)
+    out = []
+    for number, data in rows:
+        before = len(problems)
+        unknown = sorted(set(data) - set(CONVERSATION_FIELDS))
+        if unknown:
+            problems.append(
+                Problem(number, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(CONVERSATION_FIELDS)}")
+            )
+        turns = data.get("turns")
+        if not isinstance(turns, list) or not turns:
+            problems.append(Problem(number, "'turns' must be a non-empty list of the customer's messages"))
+        elif not all(isinstance(t, str) and t.strip() for t in turns):
+            problems.append(Problem(number, "every turn must be non-empty text"))
+        elif len(turns) > MAX_TURNS:
+            problems.append(Problem(number, f"{len(turns)} turns, the limit is {MAX_TURNS}"))
+        elif any(len(t) > MAX_QUESTION for t in turns):
+            problems.append(Problem(number, f"a turn is longer than {MAX_QUESTION} characters"))
+        if "faq_id" not in data:
+            problems.append(
+                Problem(number, "missing 'faq_id' (the right entry for the last turn; null = out of scope)")
+            )
+        gold = _gold_ids(data.get("faq_id"), "faq_id", number, problems)
+        first = _gold_ids(data.get("first_faq_id"), "first_faq_id", number, problems)
+        split = data.get("split")
+        if split is not None and split not in ("tune", "test"):
+            problems.append(Problem(number, f"'split' must be 'tune' or 'test', got {split!r}"))
+        if len(problems) == before:
+            out.append(ConversationRow(tuple(t.strip() for t in turns), gold, first, split, number))
+    if not out and not problems:
+        problems.append(Problem(0, "the file has no conversations"))
     if problems:
         raise FaqValidationError(path, problems)
     return out
