@@ -2,8 +2,9 @@
 
 - `asks_for_human`: "agent", "human", "talk to a person" and their equivalents in several languages.
 - `decide_route`: ANSWER / DRAFT / HANDOFF from the calibrated top score, the thresholds and the deployment mode.
-- `extract_facts` / `FactGate`: numbers, prices, URLs, e-mail addresses and durations in a reply must appear in the
-  sources (or the customer's own words); the gate holds back streamed text containing such tokens until checked.
+- `extract_facts` (from `chatbot.claims`, which checks every claim of a reply) / `FactGate`: numbers, prices, URLs,
+  e-mail addresses and durations in a reply must appear in the sources (or the customer's own words); the gate holds
+  back streamed text containing such tokens until checked.
 - `looks_like_injection` / `leaks_prompt`: common override phrasings in customer text, and replies that repeat
   the system prompt.
 """
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from chatbot.claims import FACT_HINT, NUMBER_WORDS, extract_facts
 from chatbot.config import RoutingConfig
 from knowledge_base.config import KBConfig
 from knowledge_base.records import Hit
@@ -59,26 +61,7 @@ INJECTION_PATTERNS = tuple(
     )
 )
 
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|co|de|fr|"
-                  r"es|uk|eu|info|shop|store|app)(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)  # fmt: skip
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-_CITATION = re.compile(r"\[\d{1,2}\]")
-NUMBER_WORDS = {
-    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
-    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fourteen": "14", "fifteen": "15",
-    "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "ninety": "90",
-    "hundred": "100", "thousand": "1000", "once": "1", "twice": "2",
-}  # fmt: skip
-_DURATION = re.compile(
-    r"(\d+(?:[.,]\d+)?|" + "|".join(NUMBER_WORDS) + r")(?:\s*(?:-|–|to|or)\s*(\d+(?:[.,]\d+)?))?\s*"
-    r"(?:business |working |calendar |full )?(minute|min|hour|hr|day|week|month|year)s?\b",
-    re.IGNORECASE,
-)
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 _NUMBER_TAIL = re.compile(r"\d[\d.,:-]*$|\b(" + "|".join(NUMBER_WORDS) + r")$", re.IGNORECASE)
-FACT_HINT = re.compile(r"\d|@|https?:|www\.|\w\.\w|/|" + _NUMBER_WORD.pattern, re.IGNORECASE)
-"""Text that may hold a fact: digits, an e-mail, a URL or domain, a path or a number word."""
 
 
 def _normal(text: str) -> str:
@@ -112,39 +95,6 @@ def leaks_prompt(reply: str, system_prompt: str, window: int = 6) -> bool:
     reply_words = " ".join(re.findall(r"\w+", _normal(reply)))
     grams = {" ".join(words[i : i + window]) for i in range(len(words) - window + 1)}
     return any(g in reply_words for g in grams)
-
-
-def _number_key(token: str) -> str:
-    token = token.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", token) else token
-    token = token.rstrip(".,:")
-    if re.fullmatch(r"\d+\.0+", token):
-        token = token.split(".")[0]
-    return token
-
-
-def extract_facts(text: str) -> set[str]:
-    """Fact-like tokens of `text`, normalised: e-mail addresses, URLs (lower-case, no scheme or trailing slash),
-    numbers (prices, times, phone parts; `1,000` -> `1000`, number words -> digits), and durations with their unit
-    (`3-5 business days` -> `dur:3 day`, `dur:5 day`)."""
-    text = _CITATION.sub(" ", text)
-    facts: set[str] = set()
-    for match in _EMAIL.finditer(text):
-        facts.add("email:" + match.group().lower())
-    text = _EMAIL.sub(" ", text)
-    for match in _URL.finditer(text):
-        url = re.sub(r"^(https?://)?(www\.)?", "", match.group().lower()).rstrip("/.,;:!?")
-        facts.add("url:" + url)
-    text = _URL.sub(" ", text)
-    for match in _NUMBER.finditer(text):
-        facts.add("num:" + _number_key(match.group()))
-    for match in _NUMBER_WORD.finditer(text):
-        facts.add("num:" + NUMBER_WORDS[match.group().lower()])
-    for match in _DURATION.finditer(text):  # "5 minutes" must match a source's 5 minutes, not any 5
-        unit = {"min": "minute", "hr": "hour"}.get(match.group(3).lower(), match.group(3).lower())
-        for value in filter(None, (match.group(1), match.group(2))):
-            value = NUMBER_WORDS.get(value.lower(), value)
-            facts.add(f"dur:{_number_key(value)} {unit}")
-    return facts
 
 
 def supported_facts(texts: Iterable[str]) -> set[str]:
