@@ -126,6 +126,14 @@ def m002_rejected_generations(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_conversation_key(db: sqlite3.Connection) -> None:
+    """A random key from which each conversation's secret is derived (HMAC of its id), so only the client that
+    started a conversation (and holds its secret) can read or continue it."""
+    db.execute("CREATE TABLE keys (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute("INSERT INTO keys VALUES ('conversation', ?)", (secrets.token_bytes(32),))
+
+
 @dataclass(frozen=True)
 class Message:
     id: int
@@ -240,6 +248,7 @@ class Store:
         self.path = Path(path) if path else None
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._conversation_key: bytes | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def warm_up(self) -> Store:
@@ -311,6 +320,20 @@ class Store:
                 (conversation_id, channel, language, time.time()),
             )
         return conversation_id
+
+    def conversation_secret(self, conversation_id: str) -> str:
+        """The secret that proves a client started `conversation_id` (derived from the id with the store's key, so
+        nothing per conversation is stored). Hand it only to the client that created the conversation."""
+        with self._lock:
+            if self._conversation_key is None:
+                self._conversation_key = bytes(self._read("SELECT value FROM keys WHERE name = 'conversation'")[0][0])
+        return hmac.new(self._conversation_key, conversation_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def check_secret(self, conversation_id: str, secret: str | None) -> bool:
+        """Whether `secret` is `conversation_id`'s secret (constant time; False for a missing one)."""
+        if not secret or not conversation_id:
+            return False
+        return hmac.compare_digest(self.conversation_secret(conversation_id), secret)
 
     def get_conversation(self, conversation_id: str) -> Conversation:
         rows = self._read("SELECT * FROM conversations WHERE id = ?", (conversation_id,))

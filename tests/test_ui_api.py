@@ -55,10 +55,11 @@ def test_streamed_completion_arrives_in_pieces(client):
 def test_conversation_continues_with_its_id(client, live_reset):
     first = client.chat.completions.create(model="support-bot", messages=[{"role": "user", "content": "Hello"}])
     conversation_id = first.model_extra["chatbot"]["conversation_id"]
+    secret = first.model_extra["chatbot"]["conversation_secret"]
     second = client.chat.completions.create(
         model="support-bot",
         messages=[{"role": "user", "content": "How do I track my order?"}],
-        extra_body={"conversation_id": conversation_id},
+        extra_body={"conversation_id": conversation_id, "conversation_secret": secret},
     )
     assert second.model_extra["chatbot"]["conversation_id"] == conversation_id
     assert [m.role for m in live_reset.engine.store.messages(conversation_id)].count("user") == 2

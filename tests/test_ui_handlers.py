@@ -34,6 +34,11 @@ def console(live, name: str, page: str = "agent") -> Client:
     return Client(f"{live.url}/{page}/", verbose=False, headers={"Cookie": f"{COOKIE}={live.login(name)}"})
 
 
+def cid(token: str) -> str:
+    """The conversation id in the chat page's conversation token (`<id>:<secret>`)."""
+    return token.partition(":")[0]
+
+
 def ask(customer: Client, text: str, conversation_id: str = "") -> tuple[list, str, int]:
     """Send a message; returns the final history, the conversation id and how many updates streamed in."""
     job = customer.submit(text, conversation_id, api_name="/send")
@@ -72,8 +77,8 @@ def test_talk_to_a_person_and_the_agent_reply_arrives(customer, live_reset):
 
     agent = console(live_reset, "ann")
     queue = agent.predict(None, None, None, api_name="/refresh")
-    assert conversation_id in [value for _, value in queue[1]["choices"]]
-    agent.predict(conversation_id, "Hi, Ann here. How can I help?", api_name="/reply")
+    assert cid(conversation_id) in [value for _, value in queue[1]["choices"]]
+    agent.predict(cid(conversation_id), "Hi, Ann here. How can I help?", api_name="/reply")
     history = customer.predict(conversation_id, api_name="/poll")  # the page's timer
     assert texts(history)[-1] == "👤 *Support team:* Hi, Ann here\\. How can I help?"
 
@@ -91,7 +96,7 @@ def test_agent_approves_a_draft_once_and_the_customer_sees_it(customer, live_res
     assert ann.predict(draft_id, api_name="/approve") == f"Draft #{draft_id} sent by ann."
     second = ada.predict(draft_id, api_name="/approve")
     assert second.startswith("Not sent:") and "already approved by ann" in second
-    sent = [m for m in live_reset.engine.store.messages(conversation_id) if m.role == "agent"]
+    sent = [m for m in live_reset.engine.store.messages(cid(conversation_id)) if m.role == "agent"]
     assert len(sent) == 1
 
     restored = customer.predict(conversation_id, api_name="/restore")
@@ -104,6 +109,7 @@ def test_agent_edits_or_rejects_drafts(customer, live_reset):
     _, second, _ = ask(customer, "How do I cancel my order?")
     drafts = {d.conversation_id: d.id for d in live_reset.engine.store.pending_drafts()}
     ann = console(live_reset, "ann")
+    first, second = cid(first), cid(second)
     assert ann.predict(drafts[first], "   ", api_name="/send_edited").startswith("The edited reply is empty")
     assert ann.predict(drafts[first], "Use the Track button.", api_name="/send_edited").endswith("sent by ann.")
     assert live_reset.engine.store.draft(drafts[first]).state == "edited"
@@ -178,7 +184,7 @@ def test_stop_button_cancels_the_reply_and_keeps_what_was_shown(customer, live_r
     assert time.monotonic() - started < 3, "the stop button should end the reply at once"
     last = texts(job.outputs()[-1][0])[1]
     assert last.endswith("*(stopped)*") and len(last) < len("Open My Orders and look " * 60)
-    reply = [m for m in live_reset.engine.store.messages(conversation_id) if m.role == "bot"][-1]
+    reply = [m for m in live_reset.engine.store.messages(cid(conversation_id)) if m.role == "bot"][-1]
     assert reply.status == "cancelled"
 
 

@@ -2,11 +2,12 @@
 
 - `POST /v1/chat/completions` (streamed as server-sent events, or whole): the last user message goes through the
   whole engine (retrieval, routing, grounding, recording), like a customer's message in the chat page. The
-  conversation lives on the server: pass `conversation_id` (an extra body field; the previous response carries it)
-  to continue one, else a new conversation starts. Each response has an extra `chatbot` object: `route`,
-  `sources` (`faq_id`, `question`, `score`), `conversation_id`, `message_id`, `grounded`, `language`,
-  `index_version`, `adapter`, `fallback` and the final `text` (a streamed reply can be replaced by the FAQ answer
-  when it fails the grounding check; the last chunk then says so).
+  conversation lives on the server: pass `conversation_id` and `conversation_secret` (extra body fields; the
+  first response carries both) to continue one, else a new conversation starts. Each response has an extra
+  `chatbot` object: `route`, `sources` (`faq_id`, `question`, `score`), `conversation_id` (with
+  `conversation_secret` in a conversation's first response), `message_id`, `grounded`, `language`, `index_version`,
+  `adapter`, `fallback` and the final `text` (a streamed reply can be replaced by the FAQ answer when it fails the
+  grounding check; the last chunk then says so).
 - `GET /v1/models`: the one model, `support-bot`.
 - `GET /api/health`: model loaded, index version, queue depth, active chats.
 - `POST /api/faq/reload` with `Authorization: Bearer <admin token>`: re-read the knowledge base's current version
@@ -42,6 +43,7 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage]
     stream: bool = False
     conversation_id: str | None = None
+    conversation_secret: str | None = None
 
 
 class ReloadRequest(BaseModel):
@@ -128,12 +130,32 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
         if not users:
             return _error(400, "messages must contain a user message", "no_user_message")
         text = _text_of(users[-1])
+        if body.conversation_id is not None and not engine.store.check_secret(
+            body.conversation_id, body.conversation_secret
+        ):
+            return _error(
+                404,
+                "unknown conversation or wrong conversation_secret: continue a conversation with the "
+                "conversation_id and conversation_secret of its first response",
+                "unknown_conversation",
+            )
+        secret = None
         try:
-            conversation_id = body.conversation_id or engine.start_conversation(channel="api")
+            conversation_id = body.conversation_id
+            if conversation_id is None:
+                conversation_id = engine.start_conversation(channel="api")
+                secret = engine.store.conversation_secret(conversation_id)
             cancel = threading.Event()
             stream = engine.stream(conversation_id, text, cancel=cancel)
         except InputError as exc:
             return _error(400 if exc.code != "unknown_conversation" else 404, str(exc), exc.code)
+
+        def extra() -> dict[str, Any]:
+            out = reply_extra(stream.reply)
+            if secret is not None:
+                out["conversation_secret"] = secret
+            return out
+
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         finish = "stop"
@@ -147,7 +169,7 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
                 "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
                              "finish_reason": finish}],
-                "chatbot": reply_extra(reply),
+                "chatbot": extra(),
             }  # fmt: skip
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None, extra: dict | None = None) -> str:
@@ -165,7 +187,7 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
                     yield chunk({"role": "assistant", "content": ""})
                     for piece in stream:
                         yield chunk({"content": piece})
-                    yield chunk({}, finish, reply_extra(stream.reply))
+                    yield chunk({}, finish, extra())
                     yield "data: [DONE]\n\n"
                 finally:
                     if not stream.done:  # the client went away: stop generating, record what was sent

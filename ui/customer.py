@@ -11,6 +11,18 @@ from ui.render import Rendered, as_text, render_messages
 POLL_S = 2.0
 """How often an open chat page looks for agent replies."""
 STORAGE_KEY = "support-chat-conversation"
+"""The browser's local-storage key for the conversation token (`<id>:<secret>`)."""
+
+
+def conversation_token(store: Any, conversation_id: str) -> str:
+    """What the chat page keeps and sends back: the conversation's id and its secret, `<id>:<secret>`."""
+    return f"{conversation_id}:{store.conversation_secret(conversation_id)}"
+
+
+def conversation_of(store: Any, token: str | None) -> str | None:
+    """The conversation id in `token` when its secret is right, else None (an id alone opens nothing)."""
+    conversation_id, _, secret = (token or "").partition(":")
+    return conversation_id if store.check_secret(conversation_id, secret) else None
 
 
 class CustomerChat:
@@ -41,9 +53,11 @@ class CustomerChat:
         except NotFoundError:
             return Rendered()
 
-    def _known(self, conversation_id: str | None) -> str | None:
+    def _known(self, token: str | None) -> str | None:
+        """The open conversation `token` proves access to, else None."""
         from chatbot.store import NotFoundError
 
+        conversation_id = conversation_of(self.engine.store, token)
         if not conversation_id:
             return None
         try:
@@ -53,19 +67,23 @@ class CustomerChat:
         return None if conversation.status == "closed" else conversation_id
 
     # -- handlers ---------------------------------------------------------------------------------------------
-    def restore(self, conversation_id: str | None) -> tuple[list, str, list, int]:
-        """Page load: show the conversation kept in the browser, if the server still knows it."""
-        conversation_id = self._known(conversation_id) or ""
-        view = self.render(conversation_id)
-        return view.history, conversation_id, view.message_ids, view.last_id
+    def _token(self, conversation_id: str) -> str:
+        return conversation_token(self.engine.store, conversation_id) if conversation_id else ""
 
-    def send(self, text: str, conversation_id: str | None) -> Iterator[tuple[list, str, list, int, str]]:
-        """Stream the reply to `text`: yields `(history, conversation_id, message_ids, last_id, textbox)`."""
+    def restore(self, token: str | None) -> tuple[list, str, list, int]:
+        """Page load: show the conversation kept in the browser (its token), if the server still knows it."""
+        conversation_id = self._known(token) or ""
+        view = self.render(conversation_id)
+        return view.history, self._token(conversation_id), view.message_ids, view.last_id
+
+    def send(self, text: str, token: str | None) -> Iterator[tuple[list, str, list, int, str]]:
+        """Stream the reply to `text`: yields `(history, conversation token, message_ids, last_id, textbox)`."""
         import gradio as gr
 
         from chatbot.engine import InputError
 
-        conversation_id = self._known(conversation_id) or self.engine.start_conversation(channel="web")
+        conversation_id = self._known(token) or self.engine.start_conversation(channel="web")
+        token = self._token(conversation_id)
         view = self.render(conversation_id)
         cancel = threading.Event()
         try:
@@ -77,14 +95,13 @@ class CustomerChat:
         history = [*view.history, {"role": "user", "content": as_text(text.strip())}]
         ids = [*view.message_ids, None]
         shown = ""
-        yield [*history, {"role": "assistant", "content": "…"}], conversation_id, ids, view.last_id, ""
+        yield [*history, {"role": "assistant", "content": "…"}], token, ids, view.last_id, ""
         try:
             if self.active is not None:
                 self.active.__enter__()
             for piece in stream:
                 shown += piece
-                yield [*history, {"role": "assistant", "content": as_text(shown)}], conversation_id, ids, \
-                    view.last_id, ""  # fmt: skip
+                yield [*history, {"role": "assistant", "content": as_text(shown)}], token, ids, view.last_id, ""
         finally:
             if self.active is not None:
                 self.active.__exit__(None, None, None)
@@ -93,26 +110,28 @@ class CustomerChat:
             with self._lock:
                 self._cancels.pop(conversation_id, None)
         final = self.render(conversation_id)  # the recorded reply: fallback text, sources, hold state
-        yield final.history, conversation_id, final.message_ids, final.last_id, ""
+        yield final.history, token, final.message_ids, final.last_id, ""
 
-    def stop(self, conversation_id: str | None) -> None:
+    def stop(self, token: str | None) -> None:
         """The stop button: cancel the reply being generated (what was shown is kept)."""
+        conversation_id = conversation_of(self.engine.store, token)
         with self._lock:
-            cancel = self._cancels.get(conversation_id or "")
+            cancel = self._cancels.get(conversation_id) if conversation_id else None
         if cancel is not None:
             cancel.set()
 
-    def talk_to_person(self, conversation_id: str | None) -> tuple[list, str, list, int]:
+    def talk_to_person(self, token: str | None) -> tuple[list, str, list, int]:
         """Hand the conversation to a person; the notice appears in the chat."""
-        conversation_id = self._known(conversation_id) or self.engine.start_conversation(channel="web")
+        conversation_id = self._known(token) or self.engine.start_conversation(channel="web")
         self.engine.request_human(conversation_id)
         view = self.render(conversation_id)
-        return view.history, conversation_id, view.message_ids, view.last_id
+        return view.history, self._token(conversation_id), view.message_ids, view.last_id
 
-    def poll(self, conversation_id: str | None, last_id: int | None) -> tuple[Any, Any, Any]:
+    def poll(self, token: str | None, last_id: int | None) -> tuple[Any, Any, Any]:
         """Timer: re-render when the store has newer messages (an agent's reply or an approved draft)."""
         import gradio as gr
 
+        conversation_id = conversation_of(self.engine.store, token)
         if not conversation_id:
             return gr.skip(), gr.skip(), gr.skip()
         from chatbot.store import NotFoundError
