@@ -189,6 +189,16 @@ class LimitsConfig:
     """Longest customer message accepted."""
     max_message_bytes: int = 16000
     """Longest customer message accepted in UTF-8 bytes."""
+    max_body_bytes: int = 1_000_000
+    """Largest request body `/v1` and `/api` accept (bigger: 413)."""
+    max_messages: int = 200
+    """Most messages in one `/v1/chat/completions` request (more: 413); only the last user message is read."""
+    max_problems: int = 50
+    """Most problems an FAQ check reports one by one (the total is always given)."""
+
+    def __post_init__(self) -> None:
+        if min(self.max_body_bytes, self.max_messages, self.max_problems) < 1:
+            raise ValueError("limits.max_body_bytes, limits.max_messages and limits.max_problems must be >= 1")
 
 
 @dataclass
@@ -209,6 +219,9 @@ class ServerConfig:
     """Bearer token for `POST /api/faq/reload`; default `$CHATBOT_ADMIN_TOKEN`; unset = the endpoint is off."""
     session_ttl: int = 8 * 3600
     """Seconds a login session lasts."""
+    import_dir: str = "import"
+    """The one folder `POST /api/faq/reload` may build a file from (relative to `$CHATBOT_HOME`, or absolute);
+    symlinks are refused."""
 
 
 @dataclass

@@ -100,12 +100,13 @@ def test_health(live_reset):
     assert {"queue_depth", "active_chats", "adapter"} <= set(health)
 
 
-def test_reload_while_customers_chat_loses_no_request(client, live_reset, tmp_path, monkeypatch):
+def test_reload_while_customers_chat_loses_no_request(client, live_reset, chatbot_home, monkeypatch):
     monkeypatch.setenv("CHATBOT_ADMIN_TOKEN", "tok")
     kb = live_reset.engine.kb
     before = kb.current_version
     lines = demo_faq_path().read_text(encoding="utf-8").splitlines()
-    edited = tmp_path / "faq.jsonl"
+    (chatbot_home / "import").mkdir()
+    edited = chatbot_home / "import" / "faq.jsonl"
     entry = json.loads(lines[0])
     entry["answer"] += " (updated)"
     edited.write_text("\n".join([json.dumps(entry), *lines[1:]]) + "\n", encoding="utf-8")
@@ -142,10 +143,11 @@ def test_reload_while_customers_chat_loses_no_request(client, live_reset, tmp_pa
     kb.rollback(before)
 
 
-def test_failed_faq_reload_leaves_the_old_faq_answering(client, live_reset, tmp_path, monkeypatch):
+def test_failed_faq_reload_leaves_the_old_faq_answering(client, live_reset, chatbot_home, monkeypatch):
     monkeypatch.setenv("CHATBOT_ADMIN_TOKEN", "tok")
     before = live_reset.engine.kb.current_version
-    broken = tmp_path / "broken.jsonl"
+    (chatbot_home / "import").mkdir()
+    broken = chatbot_home / "import" / "broken.jsonl"
     broken.write_text('{"id": "a", "question": "q"}\nnot json\n', encoding="utf-8")
     response = httpx.post(live_reset.url + "/api/faq/reload", json={"path": str(broken)},
                           headers={"authorization": "Bearer tok"})  # fmt: skip

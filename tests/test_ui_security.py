@@ -123,3 +123,87 @@ def test_v1_continues_a_conversation_only_with_its_secret(live_reset):
         second = client.post("/v1/chat/completions", json={**ask, "conversation_secret": secret})
         assert second.status_code == 200 and "conversation_secret" not in second.json()["chatbot"]
     assert len(live_reset.engine.store.messages(conversation_id)) == 4
+
+
+def test_uploads_only_on_the_admin_page(live_reset):
+    """Item 4: anonymous (and agent) uploads are refused before anything is written; admins' are capped."""
+    from ui.admin import MAX_FAQ_BYTES
+
+    live = live_reset
+    files = {"files": ("faq.jsonl", b"x" * 2_000_000, "application/octet-stream")}
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for path, cookie in (("/gradio_api/upload", None), ("/gradio_api/upload/", None),
+                             ("/agent/gradio_api/upload", live.login("ann"))):  # fmt: skip
+            refused = client.post(path, files=files, cookies={COOKIE: cookie} if cookie else {})
+            assert refused.status_code == 403 and "admin page" in refused.json()["error"]["message"], path
+        admin = {COOKIE: live.login("ada")}
+        big = {"files": ("faq.jsonl", b"x" * (MAX_FAQ_BYTES + 1), "application/octet-stream")}
+        assert client.post("/admin/gradio_api/upload", files=big, cookies=admin).status_code == 413
+        ok = client.post("/admin/gradio_api/upload", files={"files": ("faq.jsonl", b"{}\n")}, cookies=admin)
+        assert ok.status_code == 200 and ok.json()[0].endswith("faq.jsonl")
+    assert live.app.state.blocks["admin"].delete_cache == (3600, 3600)
+
+
+def test_v1_caps_body_size_and_message_count(live_reset):
+    """Item 7: a 2 MB field, a big chunked body and too many messages get 413 with the limit named."""
+    limits = live_reset.engine.config.limits
+    with httpx.Client(base_url=live_reset.url, timeout=30) as client:
+        huge = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "a" * 2_000_000}]})
+        assert huge.status_code == 413 and "limits.max_body_bytes" in huge.json()["error"]["message"]
+
+        def chunks():
+            yield b'{"messages": [{"role": "user", "content": "'
+            for _ in range(40):
+                yield b"a" * 50_000
+            yield b'"}]}'
+
+        chunked = client.post("/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"})
+        assert chunked.status_code == 413
+        many = [{"role": "user", "content": "hi"}] * (limits.max_messages + 1)
+        refused = client.post("/v1/chat/completions", json={"messages": many})
+        assert refused.status_code == 413 and "limits.max_messages" in refused.json()["error"]["message"]
+        fine = client.post("/v1/chat/completions", json={"messages": many[: limits.max_messages]})
+        assert fine.status_code == 200
+
+
+@pytest.fixture
+def reload(live_reset, monkeypatch):
+    monkeypatch.setenv("CHATBOT_ADMIN_TOKEN", "tok")
+
+    def post(path: str) -> httpx.Response:
+        return httpx.post(live_reset.url + "/api/faq/reload", json={"path": path},
+                          headers={"authorization": "Bearer tok"}, timeout=60)  # fmt: skip
+
+    return post
+
+
+def test_faq_reload_reports_the_first_problems_and_a_total(reload, chatbot_home):
+    """Item 7: 20,000 duplicate ids give a short report, not megabytes."""
+    (chatbot_home / "import").mkdir()
+    line = json.dumps({"id": "same", "question": "Where is my parcel?", "answer": "On its way."})
+    (chatbot_home / "import" / "dupes.jsonl").write_text((line + "\n") * 20_001, encoding="utf-8")
+    response = reload("dupes.jsonl")
+    error = response.json()["error"]
+    assert response.status_code == 422 and error["total"] == 20_000 and len(error["problems"]) == 50
+    assert "the first 50 listed" in error["message"] and len(response.content) < 20_000
+
+
+def test_faq_reload_builds_only_from_the_import_folder(reload, live_reset, chatbot_home, tmp_path):
+    """Item 10: no server path, no symlink, no file contents echoed."""
+    before = live_reset.engine.kb.current_version
+    folder = chatbot_home / "import"
+    folder.mkdir()
+    (folder / "passwd.csv").symlink_to("/etc/passwd")
+    (folder / "linked").symlink_to(tmp_path)
+    (tmp_path / "faq.jsonl").write_text(json.dumps({"id": "a", "question": "q?", "answer": "a."}) + "\n")
+    for path in ("/etc/passwd", "../../README.md", str(Path(__file__).parents[1] / "README.md"), "passwd.csv",
+                 "linked/faq.jsonl", str(folder / "passwd.csv")):  # fmt: skip
+        refused = reload(path)
+        assert refused.status_code == 400 and "import folder" in refused.json()["error"]["message"], path
+        assert "root:" not in refused.text
+    (folder / "notes.txt").write_text("id,question,answer\n")
+    assert "unsupported FAQ file type" in reload("notes.txt").json()["error"]["message"]
+    (folder / "secret.csv").write_text("root:x:0:0:root:/root:/bin/bash,question,answer\n", encoding="utf-8")
+    echoed = reload("secret.csv")
+    assert echoed.status_code == 422 and "root:x" not in echoed.text and "/bin/bash" not in echoed.text
+    assert live_reset.engine.kb.current_version == before

@@ -209,7 +209,8 @@ def build(engine: Any) -> Any:
 
     page = AdminPage(engine, uploads=get_upload_folder())
     store = engine.store
-    with gr.Blocks(title="Admin") as demo:
+    # uploaded FAQ files are removed from Gradio's cache after an hour (checked hourly)
+    with gr.Blocks(title="Admin", delete_cache=(3600, 3600)) as demo:
         with gr.Row():
             gr.Markdown("## Admin")
             gr.HTML('<a href="/agent">Agent console</a> · <a href="/logout">Sign out</a>')

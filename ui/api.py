@@ -11,7 +11,11 @@
 - `GET /v1/models`: the one model, `support-bot`.
 - `GET /api/health`: model loaded, index version, queue depth, active chats.
 - `POST /api/faq/reload` with `Authorization: Bearer <admin token>`: re-read the knowledge base's current version
-  from disk (after `chatbot kb build`), or with a JSON body `{"path": FILE}` validate and build that file first.
+  from disk (after `chatbot kb build`), or with a JSON body `{"path": FILE}` validate and build that file first
+  (FILE lies in the import folder, `[server] import_dir`; no symlinks; problems are reported by line, without the
+  file's contents).
+
+Bodies over `limits.max_body_bytes` and requests with more than `limits.max_messages` messages get 413.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -103,6 +108,40 @@ def _error(status: int, message: str, code: str = "invalid_request") -> Any:
     return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
 
 
+class ImportPathError(ValueError):
+    """A reload path outside the import folder, through a symlink, or of an unsupported type."""
+
+
+FAQ_SUFFIXES = (".jsonl", ".csv", ".md")
+
+
+def import_file(config: Any, name: str) -> Path:
+    """The FAQ file `name` (relative to the import folder, or absolute inside it) after the checks, else
+    `ImportPathError` saying what is allowed."""
+    from chatbot.settings import chatbot_home
+
+    root = Path(config.server.import_dir).expanduser()
+    root = Path(os.path.abspath(root if root.is_absolute() else chatbot_home() / root))
+    where = f"FAQ files are built over HTTP only from the import folder {root} ([server] import_dir)"
+    candidate = Path(os.path.abspath(root / name))  # `..` is resolved here, symlinks are not followed
+    if not candidate.is_relative_to(root) or candidate == root:
+        raise ImportPathError(f"{where}; copy the file there and pass its name")
+    for part in (candidate, *candidate.parents):
+        if part == root:
+            break
+        if part.is_symlink():
+            raise ImportPathError(f"{where}; symlinks are refused: copy the file itself there")
+    if candidate.suffix.lower() not in FAQ_SUFFIXES:
+        raise ImportPathError(f"unsupported FAQ file type {candidate.suffix or '(none)'}: use .jsonl, .csv or .md")
+    return candidate
+
+
+def problem_summary(message: str) -> str:
+    """A validation problem without what the file contains (no cell, header or id is echoed over HTTP)."""
+    cut = min((i for i in (message.find(c) for c in ":'\"{(") if i > 0), default=len(message))
+    return message[:cut].strip() + "; run `chatbot kb validate FILE` on the server for details"
+
+
 def admin_token(config: Any) -> str | None:
     """The token `POST /api/faq/reload` expects: `[server] admin_token`, else `$CHATBOT_ADMIN_TOKEN`."""
     return config.server.admin_token or os.environ.get("CHATBOT_ADMIN_TOKEN") or None
@@ -126,6 +165,10 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
     @router.post("/v1/chat/completions")
     def chat(body: ChatRequest):
         """One customer message through the engine, as an OpenAI chat completion."""
+        if len(body.messages) > config.limits.max_messages:
+            return _error(413, f"{len(body.messages)} messages; at most {config.limits.max_messages} "
+                          "(limits.max_messages): the conversation lives on the server, send only the new message "
+                          "with its conversation_id", "too_many_messages")  # fmt: skip
         users = [m for m in body.messages if m.role == "user"]
         if not users:
             return _error(400, "messages must contain a user message", "no_user_message")
@@ -224,16 +267,25 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
         previous = kb.current_version
         try:
             if body is not None and body.path:
-                problems = validate_faq(body.path)
+                try:
+                    path = import_file(config, body.path)
+                except ImportPathError as exc:
+                    return _error(400, str(exc), "path_not_allowed")
+                if not path.is_file():
+                    return _error(404, f"no file {path.name!r} in the import folder", "not_found")
+                problems = validate_faq(path)
                 if problems:
                     from fastapi.responses import JSONResponse
 
+                    shown = problems[: config.limits.max_problems]
                     return JSONResponse(status_code=422, content={"error": {
-                        "message": f"{body.path}: {len(problems)} problem(s); the FAQ in use is unchanged",
-                        "type": "invalid_request_error", "code": "invalid_faq",
-                        "problems": [{"line": p.line, "message": p.message} for p in problems],
+                        "message": f"{path.name}: {len(problems)} problem(s)"
+                                   + (f", the first {len(shown)} listed" if len(shown) < len(problems) else "")
+                                   + "; the FAQ in use is unchanged",
+                        "type": "invalid_request_error", "code": "invalid_faq", "total": len(problems),
+                        "problems": [{"line": p.line, "message": problem_summary(p.message)} for p in shown],
                     }, "index_version": previous})  # fmt: skip
-                version = kb.build(body.path).version
+                version = kb.build(path).version
             else:
                 version = kb.reload()
         except Exception as exc:  # noqa: BLE001 - any failure leaves the old version answering; say why

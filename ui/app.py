@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, safe_next
+from ui.security import LimitsMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     app.state.engine = engine
     app.state.active = active
     app.add_middleware(GuardMiddleware, store=store)
+    app.add_middleware(LimitsMiddleware, max_body_bytes=config.limits.max_body_bytes)  # outermost: before any login
     app.include_router(create_router(engine, config, active))
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
