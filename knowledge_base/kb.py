@@ -25,6 +25,7 @@ import shutil
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -240,6 +241,7 @@ class KnowledgeBase:
             with self._swap_lock:
                 self._retriever = retriever
                 self._warm = True
+            self._hold(version)
             self._prune()
         return self._info(version)
 
@@ -338,6 +340,7 @@ class KnowledgeBase:
             lexical = LexicalIndex.from_arrays(dict(data))
         with np.load(folder / "lexical_entries.npz", allow_pickle=False) as data:
             entry_lexical = LexicalIndex.from_arrays(dict(data))
+        self._hold(version)
         return Retriever(version, entries, vectors, index, lexical, self.fusion, self.config.candidates, entry_lexical)
 
     # -- versions -----------------------------------------------------------------------------------------------
@@ -410,11 +413,38 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"no complete version {version!r} in {self.versions_dir} (have: {known})")
         return PinnedKnowledgeBase(self, version)
 
+    def _hold(self, version: str) -> None:
+        """Record that this process serves `version`, so no process prunes it (`in-use/<pid>-<kb>` names it)."""
+        folder = self.root / "in-use"
+        folder.mkdir(parents=True, exist_ok=True)
+        record = folder / f"{os.getpid()}-{id(self):x}"
+        if not record.exists():  # first hold of this object: the record goes when the object does
+            weakref.finalize(self, record.unlink, True)
+        _write_atomic(record, version + "\n")
+
+    def _in_use(self) -> set[str]:
+        """Versions served by a live process (stale records of ended processes are removed)."""
+        used = {self._retriever.version} if self._retriever is not None else set()
+        folder = self.root / "in-use"
+        for record in folder.glob("[0-9]*-*") if folder.exists() else ():
+            pid = record.name.split("-", 1)[0]
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                record.unlink(missing_ok=True)
+                continue
+            except (ValueError, PermissionError):  # not a pid, or another user's live process
+                pass
+            with contextlib.suppress(OSError):
+                used.add(record.read_text(encoding="utf-8").strip())
+        return used
+
     def _prune(self) -> None:
+        """Remove the oldest versions beyond `keep_versions`, never the current one or one a process serves."""
         keep = self.config.keep_versions
         names = self._complete_versions()
-        current = self._pointer()
-        old = [n for n in names if n != current]
+        spared = {self._pointer(), *self._in_use()}
+        old = [n for n in names if n not in spared]
         excess = len(names) - keep
         for name in old[: max(excess, 0)]:
             shutil.rmtree(self.versions_dir / name, ignore_errors=True)
