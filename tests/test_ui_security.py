@@ -207,3 +207,30 @@ def test_faq_reload_builds_only_from_the_import_folder(reload, live_reset, chatb
     echoed = reload("secret.csv")
     assert echoed.status_code == 422 and "root:x" not in echoed.text and "/bin/bash" not in echoed.text
     assert live_reset.engine.kb.current_version == before
+
+
+def test_v1_beyond_the_queue_gets_a_quick_503(live_reset):
+    """Item 15: with every reply slot taken, a new /v1 request is refused at once with Retry-After."""
+    import time
+
+    scheduler = live_reset.engine.config.scheduler
+    saved = (scheduler.max_batch, scheduler.max_queue)
+    scheduler.max_batch, scheduler.max_queue = 1, 0
+    live_reset.backend.queue("Open My Orders and look " * 40)  # streams for a second or more
+    ask = {"messages": [{"role": "user", "content": "How do I track my order?"}], "stream": True}
+    try:
+        with httpx.Client(base_url=live_reset.url, timeout=30) as client:
+            with client.stream("POST", "/v1/chat/completions", json=ask) as first:
+                lines = first.iter_lines()
+                assert next(lines).startswith("data:")  # the first reply holds the only slot
+                started = time.monotonic()
+                busy = client.post("/v1/chat/completions", json=ask)
+                assert time.monotonic() - started < 1.0
+                assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+                assert "retry" in busy.json()["error"]["message"]
+                for _ in lines:
+                    pass
+            assert client.post("/v1/chat/completions", json={**ask, "stream": False}).status_code == 200
+    finally:
+        scheduler.max_batch, scheduler.max_queue = saved
+    assert live_reset.app.state.active.n == 0

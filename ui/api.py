@@ -32,6 +32,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 MODEL_ID = "support-bot"
+RETRY_AFTER_S = 5
+"""`Retry-After` seconds on a 503 when every reply slot is taken."""
 
 
 class ChatMessage(BaseModel):
@@ -75,6 +77,14 @@ class ActiveChats:
     @property
     def n(self) -> int:
         return self._n
+
+    def reserve(self, capacity: int) -> bool:
+        """Count one more reply if fewer than `capacity` are in progress; False (nothing counted) when full."""
+        with self._lock:
+            if self._n >= capacity:
+                return False
+            self._n += 1
+            return True
 
 
 def _text_of(message: ChatMessage) -> str:
@@ -182,6 +192,12 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
                 "conversation_id and conversation_secret of its first response",
                 "unknown_conversation",
             )
+        capacity = config.scheduler.max_batch + config.scheduler.max_queue
+        if not active.reserve(capacity):  # the scheduler would queue it behind a minute of others: say so now
+            response = _error(503, f"{active.n} replies are in progress (scheduler.max_batch + max_queue = "
+                              f"{capacity}); retry in a few seconds", "busy")  # fmt: skip
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         secret = None
         try:
             conversation_id = body.conversation_id
@@ -191,7 +207,11 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
             cancel = threading.Event()
             stream = engine.stream(conversation_id, text, cancel=cancel)
         except InputError as exc:
+            active.__exit__()
             return _error(400 if exc.code != "unknown_conversation" else 404, str(exc), exc.code)
+        except BaseException:
+            active.__exit__()
+            raise
 
         def extra() -> dict[str, Any]:
             out = reply_extra(stream.reply)
@@ -204,9 +224,11 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
         finish = "stop"
 
         if not body.stream:
-            with active:
+            try:
                 for _ in stream:
                     pass
+            finally:
+                active.__exit__()
             reply = stream.reply
             return {
                 "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
@@ -225,16 +247,16 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
             return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
         def events():
-            with active:
-                try:
-                    yield chunk({"role": "assistant", "content": ""})
-                    for piece in stream:
-                        yield chunk({"content": piece})
-                    yield chunk({}, finish, extra())
-                    yield "data: [DONE]\n\n"
-                finally:
-                    if not stream.done:  # the client went away: stop generating, record what was sent
-                        stream.close()
+            try:
+                yield chunk({"role": "assistant", "content": ""})
+                for piece in stream:
+                    yield chunk({"content": piece})
+                yield chunk({}, finish, extra())
+                yield "data: [DONE]\n\n"
+            finally:
+                active.__exit__()
+                if not stream.done:  # the client went away: stop generating, record what was sent
+                    stream.close()
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
