@@ -237,6 +237,9 @@ def verify_password(password: str, stored: str) -> bool:
     return scheme == "scrypt" and hmac.compare_digest(hash_password(password, bytes.fromhex(salt)), stored)
 
 
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
 class Store:
     """The SQLite store. Cheap `__init__`; `warm_up()` opens the file and runs pending migrations.
 
@@ -669,7 +672,8 @@ class Store:
     def authenticate(self, name: str, password: str) -> User | None:
         """The user when the password matches, else None."""
         rows = self._read("SELECT * FROM users WHERE name = ?", (name,))
-        if not rows or not verify_password(password, rows[0]["password_hash"]):
+        # an unknown name costs the same hash as a known one, so timing does not tell which names exist
+        if not verify_password(password, rows[0]["password_hash"] if rows else _DUMMY_HASH) or not rows:
             return None
         return User(rows[0]["name"], rows[0]["role"], rows[0]["created_at"])
 

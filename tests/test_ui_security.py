@@ -234,3 +234,17 @@ def test_v1_beyond_the_queue_gets_a_quick_503(live_reset):
     finally:
         scheduler.max_batch, scheduler.max_queue = saved
     assert live_reset.app.state.active.n == 0
+
+
+def test_unknown_user_names_cost_a_password_hash(engine, monkeypatch):
+    """Item 8: a wrong name is checked against a dummy hash, so timing does not tell real names apart."""
+    from chatbot import store as store_module
+
+    engine.store.add_user("ann", "agent", "ann-password-1")
+    checked = []
+    real = store_module.verify_password
+    monkeypatch.setattr(store_module, "verify_password", lambda p, h: checked.append(h) or real(p, h))
+    assert engine.store.authenticate("nobody", "ann-password-1") is None
+    assert engine.store.authenticate("ann", "wrong-password") is None
+    assert engine.store.authenticate("ann", "ann-password-1").name == "ann"
+    assert len(checked) == 3 and checked[0].startswith("scrypt$")
