@@ -8,17 +8,22 @@ checkpoints). The active one is recorded in `$CHATBOT_HOME/adapters/active.json`
      "val_perplexity": 5.31,               # from the adapter's metrics.json (final.val_perplexity), or null
      "activated_at": "2026-11-28T20:40:00+00:00",
      "forced": false,                      # true when the gate was overridden with --force
-     "previous": "shipped"}                # what was active before (name), or null
+     "previous": "shipped",                # what was active before (name), or null
+     "gate": ["..."],                      # what the gate said (refusals never get a record)
+     "comparison": [{"metric": ..., "active": ..., "candidate": ..., "change": ..., "worse": false}]}
 
 and, for readers of the older layout, the plain-text file `$CHATBOT_HOME/adapters/active` holding the same name.
 Both are replaced atomically. With neither present the shipped adapter (`training/adapter/`) is the active one.
 
-The gate: an adapter is activated only when its validation perplexity is not worse than the active one's
-(`--force` overrides). A running `chatbot serve` follows the change within seconds (`chatbot.adapter_watch`).
+The gate (`chatbot.gate.check_adapter`): an adapter is activated only when it answers the deployment's `[eval]`
+files no worse than the active one, both run through the same engine (`--force` overrides; with no `[eval]` files
+the change goes through, saying so). A running `chatbot serve` follows the change within seconds
+(`chatbot.adapter_watch`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -39,7 +44,12 @@ class AdapterError(RuntimeError):
 
 
 class GateError(AdapterError):
-    """Activation refused: the candidate's validation perplexity is worse than the active adapter's."""
+    """Activation refused: the candidate answers the `[eval]` files worse than the active adapter; `result` is the
+    comparison (`chatbot.gate.GateResult`)."""
+
+    def __init__(self, message: str, result: Any):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -177,29 +187,31 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def activate(name_or_path: str, force: bool = False) -> dict[str, Any]:
-    """Make an adapter the active one, through the gate; returns the new `active.json` record.
+def activate(name_or_path: str, force: bool = False, *, engine: Any = None, config: Any = None,
+             progress: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Make an adapter (`none` = the base model) the active one, through the gate; returns the new `active.json`
+    record, whose `gate` lists what the gate said and `comparison` holds its table (`chatbot.gate.GateRow`s).
 
-    Refused (`GateError`) when the candidate's validation perplexity is worse (higher) than the active adapter's,
-    when it has none to compare, or for `none` (the base model), unless `force`.
+    Refused (`GateError`) when the candidate answers the `[eval]` files worse than the active adapter, unless
+    `force`. `engine`: a warm engine serving the active adapter (the admin page's), switched to the candidate for
+    the comparison and back; None loads one from `config` (default: the config file) when `[eval]` is set.
     """
+    from chatbot.gate import check_adapter
+
     current = active_record()
     name, path = _resolve(name_or_path)
     candidate = info(path).val_perplexity if path else None
-    incumbent = current.get("val_perplexity")
+    reasons, rows = ["forced: the gate did not run"], []
     if not force:
-        if path is None:
-            raise GateError("activating `none` (the base model) skips the gate's comparison; pass --force to do it")
-        if candidate is None:
+        result = check_adapter(engine, str(path) if path else None, config, progress=progress)
+        if not result.ok:
             raise GateError(
-                f"adapter {name!r} has no validation perplexity in {path / 'metrics.json'}, so the gate "
-                "cannot compare it; train with validation data, or pass --force"
+                f"adapter {name!r} answers worse than the active {current.get('name')!r}: {'; '.join(result.reasons)}"
+                "; not activated (pass --force to activate it anyway)",
+                result,
             )
-        if incumbent is not None and candidate > incumbent:
-            raise GateError(
-                f"adapter {name!r} has validation perplexity {candidate:.4g}, worse than the active "
-                f"{current.get('name')!r}'s {incumbent:.4g}; not activated (pass --force to activate it anyway)"
-            )
+        reasons = list(result.reasons) or ["answers no worse than the active adapter on the [eval] files"]
+        rows = [dataclasses.asdict(row) for row in result.rows]
     record = {
         "name": name,
         "path": str(path.resolve()) if path else None,
@@ -207,6 +219,8 @@ def activate(name_or_path: str, force: bool = False) -> dict[str, Any]:
         "activated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "forced": bool(force),
         "previous": current.get("name"),
+        "gate": reasons,
+        "comparison": rows,
     }
     folder = registry_dir()
     _write_atomic(folder / ACTIVE_FILE, json.dumps(record, indent=2) + "\n")

@@ -230,10 +230,9 @@ def test_admin_activates_adapters_through_the_gate(engine, chatbot_home, tmp_pat
         register(fake_output(tmp_path / name, ppl))
     info, names = page.adapters()
     assert names == ["good", "worse"] and "validation perplexity 5" in info
-    assert page.activate_adapter("good").startswith("✅") and engine.health()["adapter"].endswith("good")
-    refused = page.activate_adapter("worse")
-    assert refused.startswith("❌") and "worse than the active 'good'" in refused
-    assert engine.health()["adapter"].endswith("good")
+    activated = page.activate_adapter("good")
+    assert activated.startswith("✅") and engine.health()["adapter"].endswith("good")
+    assert "no \\[eval\\] files configured" in activated  # the answer gate (tests/test_gate.py) had nothing to run
     assert "`good` — validation perplexity 5, 10 steps (active)" in page.adapters()[0]
 
 

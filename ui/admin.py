@@ -81,20 +81,44 @@ class AdminPage:
 
         return load_faq(path)
 
-    def build_faq(self, path: str | None, progress: Any = None) -> str:
-        """Build the checked file into a new version and make it current (searches keep running meanwhile)."""
+    def build_faq(self, path: str | None, progress: Any = None, force: bool = False) -> str:
+        """Build the checked file into a new version and make it current through the answer-quality gate (refused
+        when it answers the `[eval]` files worse than the current version, unless `force`); searches keep running
+        meanwhile, and a refused version stays on disk."""
         if not path:
             return "Upload and check a valid FAQ file first."
         if progress is not None:
             progress(0.05, desc="building the index")
         try:
-            info = self.kb.build(path, progress=progress is not None)
+            info = self.kb.build(path, progress=progress is not None, activate=False)
         except Exception as exc:  # noqa: BLE001 - the old version keeps answering; say why
             current = as_text(str(self.kb.current_version))
             return f"❌ Build failed, version {current} still answers: {as_text(str(exc))}"
         if progress is not None:
+            progress(0.5, desc="comparing answers with the current version")
+        status = self._through_gate(info.version, force, "is live with {entries} entries")
+        if progress is not None:
             progress(1.0, desc="done")
-        return f"✅ Version **{as_text(info.version)}** is live with {info.entries} entries."
+        return status
+
+    def _through_gate(self, version: str, force: bool, live: str) -> str:
+        """Make `version` current through the gate; the status line, with the comparison table when it ran."""
+        from chatbot.gate import GateRefusedError, activate_version
+
+        current = as_text(str(self.kb.current_version))
+        try:
+            info, result = activate_version(self.kb, version, self.engine.config, force=force,
+                                            backend=self.engine.backend)  # fmt: skip
+        except GateRefusedError as exc:
+            reasons = "\n".join(f"- {as_text(r)}" for r in exc.result.reasons)
+            return (f"❌ Version **{as_text(version)}** answers worse than version {current} on the evaluation "
+                    f"files, so {current} still answers; {as_text(version)} is kept (tick *force* to make it "
+                    f"current anyway).\n\n{reasons}\n\n{exc.result.markdown()}")  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the current version keeps answering; say why
+            return f"❌ {as_text(str(exc))}"
+        table = result.markdown()
+        notes = table or " ".join(as_text(r) for r in result.reasons)
+        return f"✅ Version **{as_text(info.version)}** {live.format(entries=info.entries)}.\n\n{notes}"
 
     def versions_table(self) -> list[list[Any]]:
         """Versions, newest first: version, created, entries, current, source file."""
@@ -104,15 +128,12 @@ class AdminPage:
     def version_choices(self) -> list[str]:
         return [v.version for v in reversed(self.kb.versions())]
 
-    def activate_version(self, version: str | None) -> str:
-        """Make `version` current (activate a newer one or roll back to an older one)."""
+    def activate_version(self, version: str | None, force: bool = False) -> str:
+        """Make `version` current (activate a newer one or roll back to an older one) through the answer-quality
+        gate, unless `force`."""
         if not version:
             return "Choose a version."
-        try:
-            info = self.kb.rollback(version)
-        except Exception as exc:  # noqa: BLE001
-            return f"❌ {as_text(str(exc))}"
-        return f"✅ Version **{as_text(info.version)}** is live ({info.entries} entries)."
+        return self._through_gate(version, force, "is live ({entries} entries)")
 
     # -- figures ------------------------------------------------------------------------------------------------
     def figures(self, days: int = 30) -> tuple[str, Any, Any, list[list[Any]]]:
@@ -154,23 +175,29 @@ class AdminPage:
             lines.append("No trained adapters yet (train one with `chatbot train`).")
         return "\n".join(lines), [a.name for a in known]
 
-    def activate_adapter(self, name: str | None) -> str:
-        """Activate another adapter while serving: through the registry's gate (refused when its validation
-        perplexity is worse than the active one's), then in the engine."""
-        from chatbot.adapters import AdapterError, activate
+    def activate_adapter(self, name: str | None, force: bool = False) -> str:
+        """Activate another adapter while serving: through the answer-quality gate (both adapters answer the
+        `[eval]` files through this engine; refused when the candidate is worse, unless `force`), then in the
+        engine. The status shows the comparison table."""
+        from chatbot.adapters import AdapterError, GateError, activate
+        from chatbot.gate import GateResult, GateRow
 
         if not name:
             return "Choose an adapter."
         try:
-            record = activate(name)
-        except AdapterError as exc:  # the gate refused it, or the name is unknown: say why
+            record = activate(name, force=force, engine=self.engine)
+        except GateError as exc:  # the gate refused it: say why and show the comparison
+            return f"❌ Not activated: {as_text(str(exc))}\n\n{exc.result.markdown()}"
+        except AdapterError as exc:  # the name is unknown
             return f"❌ Not activated: {as_text(str(exc))}"
         try:
             active = self.engine.set_adapter(record["path"] or "none")
         except Exception as exc:  # noqa: BLE001 - it does not load: the record goes back to what is served
             activate(record["previous"] or "none", force=True)
             return f"❌ Not activated: {as_text(str(exc))}"
-        return f"✅ Adapter **{as_text(str(active))}** is active."
+        table = GateResult(True, rows=tuple(GateRow(**row) for row in record["comparison"])).markdown()
+        notes = table or " ".join(as_text(r) for r in record["gate"])
+        return f"✅ Adapter **{as_text(str(active))}** is active.\n\n{notes}"
 
 
 def per_day_plot(per_day: list[dict[str, Any]]) -> Any:
@@ -221,6 +248,8 @@ def build(engine: Any) -> Any:
             diff = gr.Markdown("", elem_id="faq-diff")
             checked = gr.State(None)
             build_button = gr.Button("Build and activate", variant="primary", interactive=False, elem_id="faq-build")
+            force = gr.Checkbox(False, label="Force: make it current even if it answers the evaluation files worse",
+                                elem_id="faq-force")  # fmt: skip
             build_status = gr.Markdown("", elem_id="faq-build-status")
             gr.Markdown("### Versions")
             versions = gr.Dataframe(headers=["version", "created", "entries", "current", "source"],
@@ -242,6 +271,7 @@ def build(engine: Any) -> Any:
             with gr.Row():
                 adapter = gr.Dropdown(label="Adapter", choices=[], allow_custom_value=True)
                 adapter_go = gr.Button("Activate")
+            adapter_force = gr.Checkbox(False, label="Force: activate even if it answers the evaluation files worse")
             adapter_status = gr.Markdown("")
 
         def on_figures(request: gr.Request):
@@ -253,9 +283,10 @@ def build(engine: Any) -> Any:
             text, diff_md, ok = page.check_upload(path)
             return text, diff_md, ok, gr.update(interactive=ok is not None), ""
 
-        def on_build(path: str | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        def on_build(path: str | None, forced: bool, request: gr.Request,
+                     progress=gr.Progress(track_tqdm=True)):  # noqa: B008  # fmt: skip
             require_admin(store, request)
-            status = page.build_faq(path, progress)
+            status = page.build_faq(path, progress, force=bool(forced))
             return (
                 status,
                 page.versions_table(),
@@ -263,9 +294,9 @@ def build(engine: Any) -> Any:
                 gr.update(interactive=False),
             )
 
-        def on_activate(v: str | None, request: gr.Request):
+        def on_activate(v: str | None, forced: bool, request: gr.Request):
             require_admin(store, request)
-            return page.activate_version(v), page.versions_table()
+            return page.activate_version(v, force=bool(forced)), page.versions_table()
 
         def load_all(request: gr.Request):
             require_admin(store, request)
@@ -274,9 +305,9 @@ def build(engine: Any) -> Any:
                     *page.figures(), info,
                     gr.update(choices=names))  # fmt: skip
 
-        def on_adapter(name: str | None, request: gr.Request):
+        def on_adapter(name: str | None, forced: bool, request: gr.Request):
             require_admin(store, request)
-            status = page.activate_adapter(name)
+            status = page.activate_adapter(name, force=bool(forced))
             return status, page.adapters()[0]
 
         demo.load(load_all, None, [versions, version, summary, day_plot, route_plot, unanswered, adapter_info,
@@ -284,9 +315,13 @@ def build(engine: Any) -> Any:
         upload.upload(on_upload, [upload], [report, diff, checked, build_button, build_status], api_name="check_faq")
         upload.clear(lambda: ("", "", None, gr.update(interactive=False), ""), None,
                      [report, diff, checked, build_button, build_status], api_visibility="private")  # fmt: skip
-        build_button.click(on_build, [checked], [build_status, versions, version, build_button], api_name="build_faq")
-        activate.click(on_activate, [version], [version_status, versions], api_name="activate_version")
+        build_button.click(
+            on_build, [checked, force], [build_status, versions, version, build_button], api_name="build_faq"
+        )
+        activate.click(on_activate, [version, force], [version_status, versions], api_name="activate_version")
         refresh.click(on_figures, None, [summary, day_plot, route_plot, unanswered], api_name="figures")
-        adapter_go.click(on_adapter, [adapter], [adapter_status, adapter_info], api_name="activate_adapter")
+        adapter_go.click(
+            on_adapter, [adapter, adapter_force], [adapter_status, adapter_info], api_name="activate_adapter"
+        )
     demo.page = page
     return demo

@@ -49,13 +49,32 @@ def cmd_build(args) -> int:
         return 2
     kb = _kb(args)
     diff = kb.diff(path)
-    info = kb.build(path, progress=not args.quiet)
+    info = kb.build(path, progress=not args.quiet, activate=False)
     print(
         f"built {info.version} from {path}: {info.entries} entries, embedder {info.embedder} (dim {info.dim}), "
         f"corpus {info.corpus_hash}; +{len(diff.added)} added, ~{len(diff.changed)} changed, "
         f"-{len(diff.removed)} removed"
     )
-    return 0
+    return 0 if _activate(args, kb, info.version) else 1
+
+
+def _activate(args, kb, version: str):
+    """Make `version` current through the answer-quality gate (`--force` skips it); None when refused."""
+    from chatbot.config import AppConfig
+    from chatbot.gate import GateRefusedError, activate_version
+
+    config = AppConfig.load(getattr(args, "config", None))
+    try:
+        info, result = activate_version(
+            kb, version, config, force=args.force, progress=not getattr(args, "quiet", False)
+        )
+    except GateRefusedError as exc:
+        print(exc.result.text(), file=sys.stderr)
+        print(f"chatbot kb: {exc}; {version} stays on disk (`chatbot kb rollback {version} --force`)", file=sys.stderr)
+        return None
+    print(result.text() if result.rows else f"gate: {result.reasons[0]}")
+    print(f"current version is now {info.version} ({info.entries} entries)")
+    return info
 
 
 def cmd_search(args) -> int:
@@ -112,9 +131,7 @@ def cmd_versions(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    info = _kb(args).rollback(args.version)
-    print(f"current version is now {info.version} ({info.entries} entries)")
-    return 0
+    return 0 if _activate(args, _kb(args), args.version) else 1
 
 
 def cmd_validate(args) -> int:
@@ -201,10 +218,15 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("kb", help="FAQ knowledge base: build, search, versions, rollback, eval")
     sub = parser.add_subparsers(dest="kb_command", required=True, metavar="ACTION")
 
-    p = sub.add_parser("build", help="validate an FAQ file and make it the current version (no downtime)")
+    p = sub.add_parser(
+        "build",
+        help="validate an FAQ file and make it the current version (no downtime) "
+        "unless it answers worse than the current one on the [eval] files",
+    )
     p.add_argument("file", nargs="?", type=Path, help="FAQ file: .jsonl, .csv or .md (DESIGN.md's format)")
     p.add_argument("--demo", action="store_true", help="build the demo store FAQ shipped in the repository")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="make it current even when the [eval] answer gate refuses")
     p.set_defaults(func=_guard(cmd_build))
 
     p = sub.add_parser("search", help="search the current version")
@@ -218,8 +240,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_guard(cmd_versions))
 
-    p = sub.add_parser("rollback", help="make an older version current")
+    p = sub.add_parser("rollback", help="make an older version current (through the [eval] answer gate)")
     p.add_argument("version", help="e.g. v0003 (see `chatbot kb versions`)")
+    p.add_argument("--force", action="store_true", help="make it current even when the [eval] answer gate refuses")
     p.set_defaults(func=_guard(cmd_rollback))
 
     p = sub.add_parser("validate", help="check an FAQ file and list every problem with its line number")

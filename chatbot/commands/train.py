@@ -129,7 +129,7 @@ def register(subparsers) -> None:
     add.add_argument("folder", help="a `chatbot train --out` folder")
     add.add_argument("--name", help="registry name (default: the folder's name)")
     add.set_defaults(func=run_adapters_add)
-    act = asub.add_parser("activate", help="make an adapter the active one, unless its validation perplexity is worse")
+    act = asub.add_parser("activate", help="make an adapter the active one, unless it answers the [eval] files worse")
     act.add_argument("name", help="a registered name, `shipped`, `none`, or a trained folder (registered on the way)")
     act.add_argument("--force", action="store_true", help="activate even when the gate refuses")
     act.set_defaults(func=run_adapters_activate)
@@ -276,12 +276,17 @@ def run_adapters_add(args) -> int:
 
 
 def run_adapters_activate(args) -> int:
-    from chatbot.adapters import AdapterError, activate
+    from chatbot.adapters import AdapterError, GateError, activate
+    from chatbot.config import AppConfig
 
     try:
-        record = activate(args.name, force=args.force)
+        record = activate(args.name, force=args.force, config=AppConfig.load(args.config), progress=True)
+    except GateError as exc:
+        print(exc.result.text(), file=sys.stderr)
+        return _fail("adapters activate", exc)
     except AdapterError as exc:
         return _fail("adapters activate", exc)
+    print("gate: " + "; ".join(record["gate"]))
     ppl = record["val_perplexity"]
     print(
         f"active adapter: {record['name']} (val perplexity {ppl if ppl is not None else '-'}; was "
