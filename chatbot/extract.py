@@ -38,6 +38,9 @@ COSINE_WEIGHT = 1.0
 """Weight of the embedder's cosine against the lexical score (which lies in [0, 1])."""
 CUE_BONUS = 0.15
 """Bonus of a segment holding what the question's form asks for (an amount for "how much", ...)."""
+PREFIX_CREDIT = 0.7
+"""Credit of a query word that shares only its first letters with a segment's word."""
+_PREFIX = 5
 _VECTOR_CACHE_SIZE = 256
 
 _ABBREVIATIONS = frozenset(
@@ -54,6 +57,8 @@ _DEPENDENT = re.compile(
     r"such|if so|if not|in that case|in addition|as a result)\b",
     re.IGNORECASE,
 )
+# "long" in "how long" asks for a duration (a cue below), it is not a topic word to match
+_QUESTION_FORM = re.compile(r"\bhow (?:much|long|many|often|soon|quickly)\b", re.IGNORECASE)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.;:?!])(?=\s|$)")
 _SPACES = re.compile(r"[ \t]+")
 _CUES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
@@ -64,7 +69,7 @@ _CUES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     (
         re.compile(r"\b(how long|when|how soon|how quickly|deadline|valid)\b", re.IGNORECASE),
         re.compile(
-            r"\b\d+\s*(?:-\s*\d+\s*)?(?:minutes?|hours?|days?|weeks?|months?|years?)\b|\bbefore\b|\bwithin\b",
+            r"\b\d+\s*(?:-\s*\d+\s*)?(?:[a-z]+\s+)?(?:minutes?|hours?|days?|weeks?|months?|years?)\b|\bwithin\b",
             re.IGNORECASE,
         ),
     ),
@@ -104,6 +109,8 @@ class _Segment:
     paragraph: int
     line: int
     tokens: frozenset[str]
+    prefixes: frozenset[str]
+    """The first `_PREFIX` letters of its longer tokens: "arrived" and "arrive" stem apart but share "arriv"."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,9 @@ def _parse(answer: str) -> _Parsed:
         else:
             kind = "sentence"
         for part in parts:
-            segments.append(_Segment(part, kind, paragraph, line_number, frozenset(tokenize(part))))
+            tokens = frozenset(tokenize(part))
+            prefixes = frozenset(t[:_PREFIX] for t in tokens if len(t) >= _PREFIX)
+            segments.append(_Segment(part, kind, paragraph, line_number, tokens, prefixes))
     headings: list[int | None] = []
     current: int | None = None
     for i, seg in enumerate(segments):
@@ -217,14 +226,21 @@ def _needs_previous(segments: Sequence[_Segment], i: int) -> bool:
 
 
 def _lexical(query: Sequence[str], parsed: _Parsed) -> np.ndarray:
-    """Per segment, the idf-weighted share of the query's distinct tokens it holds (unknown tokens weigh most)."""
+    """Per segment, the idf-weighted share of the query's distinct tokens it holds (unknown tokens weigh most; a
+    shared prefix earns part of a token's weight)."""
     distinct = set(query)
     if not distinct:
         return np.zeros(len(parsed.segments))
     top = math.log(1 + len(parsed.segments))
     weights = {t: parsed.idf.get(t, top) for t in distinct}
     total = sum(weights.values())
-    return np.array([sum(w for t, w in weights.items() if t in seg.tokens) / total for seg in parsed.segments])
+    return np.array([sum(w * _credit(t, seg) for t, w in weights.items()) / total for seg in parsed.segments])
+
+
+def _credit(token: str, seg: _Segment) -> float:
+    if token in seg.tokens:
+        return 1.0
+    return PREFIX_CREDIT if len(token) >= _PREFIX and token[:_PREFIX] in seg.prefixes else 0.0
 
 
 def _cues(question: str, parsed: _Parsed) -> np.ndarray:
@@ -255,7 +271,7 @@ def _segment_vectors(encode: Encode, answer: str, parsed: _Parsed) -> np.ndarray
 
 
 def _scores(question: str, context: Sequence[str], parsed: _Parsed, answer: str, encode: Encode | None) -> np.ndarray:
-    query = tokenize(question)
+    query = tokenize(_QUESTION_FORM.sub(" ", question))
     earlier = [t for t in tokenize(" ".join(context[-2:])) if t not in set(query)]
     score = _lexical(query, parsed) + CONTEXT_WEIGHT * _lexical(earlier, parsed) + _cues(question, parsed)
     if encode is not None:
