@@ -246,7 +246,7 @@ def doc2dial_text(spans: list[str]) -> str:
         parts.append(span)
         after = spans[i + 1] if i + 1 < len(spans) else ""
         end = span.rstrip()
-        if not after or after.startswith("\n") or not end:
+        if not after or after.startswith("\n") or span.endswith("\n") or not end:
             continue
         if end.endswith(":") or (not end.endswith(_ENDS_SENTENCE) and after.lstrip()[:1].isupper()):
             parts.append("\n")
@@ -334,8 +334,9 @@ def doc2dial_sections(
 ) -> GroundedEvalSet:
     """A long-answer FAQ: one entry per titled section of the doc2dial documents of `domains` (question = the
     section's heading, with the page title when two headings are the same; answer = the section's text under the
-    heading; id = `doc_id` + `~` + the heading's span id). Queries = the first user messages of the dialogues
-    whose first grounding span lies in that section, plus out-of-scope rows as in `doc2dial_articles`."""
+    heading, cut at a span boundary to the answer limit; id = `doc_id` + `~` + the heading's span id). Queries =
+    the first user messages of the dialogues whose first grounding span lies in that section (and before the cut),
+    plus out-of-scope rows as in `doc2dial_articles`."""
     docs = doc2dial_documents(data, domains)
     titles = _page_titles(docs)
     raw: list[tuple[str, str, str, str]] = []  # (id, heading, answer, page title)
@@ -346,6 +347,9 @@ def doc2dial_sections(
         for n, start in enumerate(starts):
             stop = starts[n + 1] if n + 1 < len(starts) else len(ids)
             body = doc2dial_text([doc["spans"][k] for k in ids[start + 1 : stop]])
+            while stop > start + 2 and len(body) > MAX_ANSWER:
+                stop -= 1
+                body = doc2dial_text([doc["spans"][k] for k in ids[start + 1 : stop]])
             if not body:
                 continue
             fid = f"{doc['doc_id']}~{ids[start]}"
