@@ -178,7 +178,7 @@ def _record(kind: str, item: int, turn: int, turns: tuple[str, ...], earlier: tu
         top_faq_id=top.entry.id if top else None, score=round(top.score, 4) if top else None, gold=gold, role=role,
         fallback=bool(reply.fallback), composed=reply.route == "answer" and bool(whole) and text.strip() not in whole,
         claim_failures=failures, latency_s=latency, reason=reply.reason,
-        rejected=getattr(reply, "rejected", None), rejection=getattr(reply, "rejection", None) or "",
+        rejected=reply.rejected, rejection=reply.rejection,
     )  # fmt: skip
 
 

@@ -107,16 +107,20 @@ def compare(active: dict[str, Any], candidate: dict[str, Any], config: EvalConfi
 
 
 def load_eval_files(config: EvalConfig) -> tuple[list, list]:
-    """The `[eval]` queries and conversations (each cut to `limit`, spread over the file)."""
+    """The `[eval]` queries and conversations (each cut to `limit`, spread over the file); `ConfigError` naming
+    the key when a file cannot be used."""
     from chatbot.answer_eval import spread
-    from knowledge_base.loaders import load_queries
+    from chatbot.settings import ConfigError
+    from knowledge_base.loaders import FaqValidationError, load_conversations, load_queries
 
-    queries = load_queries(config.path(config.queries)) if config.queries else []
-    conversations: list = []
-    if config.conversations:
-        from knowledge_base.loaders import load_conversations
-
-        conversations = load_conversations(config.path(config.conversations))
+    try:
+        queries = load_queries(config.path(config.queries)) if config.queries else []
+    except FaqValidationError as exc:
+        raise ConfigError(f"[eval] queries: {exc}") from exc
+    try:
+        conversations = load_conversations(config.path(config.conversations)) if config.conversations else []
+    except FaqValidationError as exc:
+        raise ConfigError(f"[eval] conversations: {exc}") from exc
     return spread(queries, config.limit), spread(conversations, config.limit)
 
 

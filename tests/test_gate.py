@@ -146,6 +146,17 @@ def test_without_eval_files_the_gate_says_so_and_lets_the_change_through(tmp_pat
     assert any("no [eval] files configured" in r.message for r in caplog.records)
 
 
+def test_an_unusable_eval_file_is_a_config_error(tmp_path, chatbot_home, capsys):
+    from chatbot.cli import main
+
+    faq, _, _ = write_eval_files(tmp_path)
+    config = write_config(chatbot_home, '[eval]\nconversations = "missing.jsonl"\n')
+    assert main(["--config", str(config), "kb", "build", str(faq), "--quiet"]) == 0  # nothing to compare with yet
+    assert main(["--config", str(config), "kb", "build", str(faq), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "config error: [eval] conversations:" in err and "file not found" in err and "missing.jsonl" in err
+
+
 @pytest.fixture
 def adapters(tmp_path, chatbot_home, monkeypatch):
     """Registered adapters `good` and `bad` (the keyed LM invents a fact with `bad`), nothing shipped."""

@@ -96,19 +96,19 @@ class AdminPage:
             return f"❌ Build failed, version {current} still answers: {as_text(str(exc))}"
         if progress is not None:
             progress(0.5, desc="comparing answers with the current version")
-        status = self._through_gate(info.version, force, "is live with {entries} entries")
+        status = self._through_gate(info.version, force, "is live with {entries} entries", progress is not None)
         if progress is not None:
             progress(1.0, desc="done")
         return status
 
-    def _through_gate(self, version: str, force: bool, live: str) -> str:
+    def _through_gate(self, version: str, force: bool, live: str, progress: bool = False) -> str:
         """Make `version` current through the gate; the status line, with the comparison table when it ran."""
         from chatbot.gate import GateRefusedError, activate_version
 
         current = as_text(str(self.kb.current_version))
         try:
             info, result = activate_version(self.kb, version, self.engine.config, force=force,
-                                            backend=self.engine.backend)  # fmt: skip
+                                            backend=self.engine.backend, progress=progress)  # fmt: skip
         except GateRefusedError as exc:
             reasons = "\n".join(f"- {as_text(r)}" for r in exc.result.reasons)
             return (f"❌ Version **{as_text(version)}** answers worse than version {current} on the evaluation "
