@@ -132,7 +132,6 @@ class RoutingConfig:
     """Extra phrases (any language) meaning "let me talk to a person", on top of the built-in ones."""
 
 
-
 @dataclass
 class LanguageConfig:
     default: str = "en"
