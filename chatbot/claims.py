@@ -614,6 +614,8 @@ def _check_contacts(sentence: str, index: _Index) -> str:
 def _check_quantities(sentence: str, index: _Index) -> str:
     masked = _mask_contacts(_normal(sentence))
     for q in _quantities(masked):
+        if q.hi is None and q.lo in index.identifiers:
+            continue  # the customer's own order number, whatever word follows it ("order 00123842 free of charge")
         if q.unit is None:
             values = [v for v in (q.lo, q.hi) if v]
             if all(v in index.numbers for v in values) or q.lo in index.identifiers:

@@ -1,68 +1,33 @@
-"""The conversation engine: a customer's message in, a grounded reply out, everything recorded.
+"""The conversation engine: a customer's message in, a checked reply out, everything recorded.
 
-guard -> language -> retrieve -> route -> generate (through the grounding gate) -> record -> stream. See
-DESIGN.md. `Engine.stream()` returns a `ReplyStream`: iterate it for the text pieces the customer may see; after
-it is exhausted `stream.reply` holds the recorded `Reply`, whose text can differ from the joined pieces when the
-generated text failed the grounding check and the top source's answer replaced it (the UI then replaces the
-shown text).
+guard -> language -> retrieve (with the conversation so far) -> plan (route; notice / verbatim / generate) ->
+stream (generation through the claim check, the sources' own words when it fails) -> record. See DESIGN.md.
+`Engine.stream()` returns a `ReplyStream` (`chatbot/stream.py`): iterate it for the text pieces the customer may
+see; after it is exhausted `stream.reply` holds the recorded `Reply`, whose text can differ from the joined pieces
+when the generated text failed a check and the sources' words replaced it (the UI then replaces the shown text).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
+from chatbot.claims import dictates_reply
 from chatbot.config import AppConfig
-from chatbot.generate import GenerationError, GenerationRequest
-from chatbot.language import detect, model_speaks
-from chatbot.prompt import build_messages, system_prompt
+from chatbot.followup import ContextQuery, contextual_search
+from chatbot.language import detect
+from chatbot.notices import notice
+from chatbot.plan import Plan, make_plan
 from chatbot.records import Reply, Turn
-from chatbot.routing import (
-    FactGate,
-    asks_for_human,
-    check_grounding,
-    decide_route,
-    leaks_prompt,
-    looks_like_injection,
-    supported_facts,
-)
-from chatbot.store import ConversationClosedError, NotFoundError, Store
-from knowledge_base.records import Hit
+from chatbot.routing import asks_for_human
+from chatbot.store import NotFoundError, Store
+from chatbot.stream import ReplyStream
+
+__all__ = ["Engine", "EngineNotReadyError", "InputError", "ReplyStream", "make_backend", "validate_text"]
 
 log = logging.getLogger(__name__)
-_SENTENCE_END = re.compile(r"[.!?。！？]\s|\n")
-FACT_SOURCE_RATIO = 0.8
-"""Facts in a reply must come from sources scoring at least this share of the top source's score."""
-DRIFT_MIN_WORDS = 8
-"""The drift check runs at sentence ends once the reply has this many words (a short "Sure." says nothing)."""
-
-NOTICES = {
-    "hold": {
-        "en": "Thanks! A member of our team will confirm the answer shortly.",
-        "es": "¡Gracias! Una persona de nuestro equipo confirmará la respuesta en breve.",
-        "fr": "Merci ! Une personne de notre équipe va confirmer la réponse sous peu.",
-        "de": "Danke! Jemand aus unserem Team bestätigt die Antwort in Kürze.",
-    },
-    "handoff": {
-        "en": "I'm passing your question to a colleague; a person will reply here shortly.",
-        "es": "Paso tu pregunta a un compañero; una persona te responderá aquí en breve.",
-        "fr": "Je transmets votre question à un collègue ; une personne vous répondra ici sous peu.",
-        "de": "Ich gebe Ihre Frage an einen Kollegen weiter; eine Person antwortet Ihnen hier in Kürze.",
-    },
-    "refuse": {
-        "en": "I can only help with questions about {company}'s products, orders and services.",
-    },
-}
-
-
-def notice(kind: str, language: str, company: str = "") -> str:
-    """A fixed customer notice in `language` (English when there is no translation)."""
-    table = NOTICES[kind]
-    return table.get(language, table["en"]).format(company=company)
 
 
 class InputError(ValueError):
@@ -104,42 +69,6 @@ def validate_text(text: str | bytes, max_chars: int = 4000, max_bytes: int = 160
         raise InputError(f"the message is too long ({len(text)} characters; at most {max_chars}); shorten it",
                          "too_long")  # fmt: skip
     return text.strip()
-
-
-class ReplyStream:
-    """Text pieces of one reply. Iterate once; then `.reply` is the recorded `Reply`.
-
-    Stopping early (`close()`, or the `cancel` event) cancels generation; what was shown so far is recorded as a
-    cancelled reply.
-    """
-
-    def __init__(self, pieces: Iterator[str], cancel: threading.Event, conversation_id: str):
-        self._pieces = pieces
-        self._reply: Reply | None = None
-        self.cancel = cancel
-        self.conversation_id = conversation_id
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        return next(self._pieces)
-
-    def close(self) -> None:
-        """Stop generating (the customer pressed stop or left)."""
-        self.cancel.set()
-        for _ in self._pieces:  # drain: the engine records what was shown and finishes cleanly
-            pass
-
-    @property
-    def reply(self) -> Reply:
-        if self._reply is None:
-            raise RuntimeError("the stream is not finished: iterate it to the end (or close() it) first")
-        return self._reply
-
-    @property
-    def done(self) -> bool:
-        return self._reply is not None
 
 
 class Engine:
@@ -251,208 +180,48 @@ class Engine:
 
     def stream(self, conversation_id: str, text: str | bytes, *, cancel: threading.Event | None = None
                ) -> ReplyStream:  # fmt: skip
-        """Check the message now (raising `InputError`, nothing stored) and return the reply's stream."""
+        """Check the message now (raising `InputError`, nothing stored), decide what to do with it, and return the
+        reply's stream (generation starts when it is iterated)."""
         self._require()
         limits = self.config.limits
         clean = validate_text(text, limits.max_message_chars, limits.max_message_bytes)
         conversation = self._open_conversation(conversation_id)
-        cancel = cancel or threading.Event()
-        stream = ReplyStream(iter(()), cancel, conversation_id)
-        stream._pieces = self._run(stream, conversation, clean, cancel)
-        return stream
-
-    # -- the pipeline -------------------------------------------------------------------------------------------
-    def _history(self, conversation_id: str) -> list[Turn]:
-        turns = []
-        for m in self.store.messages(conversation_id):
-            if m.kind != "reply" or m.status != "sent" or m.role == "system":
-                continue
-            turns.append(Turn("user" if m.role == "user" else "assistant", m.text))
-        return turns
-
-    def _run(self, stream: ReplyStream, conversation: Any, text: str, cancel: threading.Event) -> Iterator[str]:
-        cfg = self.config
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         timings: dict[str, float] = {}
+        plan = self.plan(conversation, clean, timings)
+        return ReplyStream(self, conversation, plan, cancel or threading.Event(), timings, started)
+
+    # -- deciding -----------------------------------------------------------------------------------------------
+    def plan(self, conversation: Any, text: str, timings: dict[str, float] | None = None) -> Plan:
+        """Read the message with the conversation so far and decide what to do (nothing is stored)."""
+        cfg = self.config
+        timings = {} if timings is None else timings
+        t0 = time.perf_counter()
         language = detect(text, cfg.language, conversation.language)
         timings["language"] = time.perf_counter() - t0
-        human = asks_for_human(text, cfg.routing.human_phrases)
-        hits: tuple[Hit, ...] = ()
+        messages = self.store.messages(conversation.id)
+        history = [Turn("user" if m.role == "user" else "assistant", m.text) for m in messages
+                   if m.kind == "reply" and m.status == "sent" and m.role != "system"]  # fmt: skip
+        hits: tuple = ()
         index_version = ""
+        followup = False
         if cfg.routing.mode != "off":
             t = time.perf_counter()
-            result = self.kb.search(text, k=max(cfg.prompt.max_sources, 3), language=language)
-            hits, index_version = tuple(result.hits), result.index_version
-            timings["retrieve"] = time.perf_counter() - t
-        decision = decide_route(hits, cfg.kb, cfg.routing, human)
-        route, reason = decision.route, decision.reason
-        adapter = getattr(self.backend, "adapter", None)
-        out: dict[str, Any] = {"text": "", "grounded": False, "fallback": False, "draft": None, "cancelled": False}
-
-        if route != "handoff" and looks_like_injection(text):
-            route, reason = "answer", "prompt injection refused"
-            out["text"] = notice("refuse", language, cfg.prompt.company)
-            yield out["text"]
-        elif route != "handoff" and not model_speaks(language, cfg.language):
-            same = [h for h in hits if h.entry.language == language]
-            if same and same[0].score >= cfg.kb.draft_threshold:  # the FAQ's own answer in that language
-                hits = (same[0], *[h for h in hits if h is not same[0]])
-                reason += f"; {language} is not a model language: FAQ answer sent as is"
-                answer, out["grounded"] = same[0].entry.answer, True
-                if route == "answer":
-                    out["text"] = answer
-                    yield answer
-                else:
-                    out["draft"], out["text"] = answer, notice("hold", language)
-                    yield out["text"]
-            else:
-                route, reason = "handoff", f"{language} is not a model language and no FAQ answer is in it"
-        elif route in ("answer", "draft"):
-            history = [*self._history(conversation.id), Turn("user", text)]
-            shown: list[str] = []
-            if route == "draft":  # the customer hears at once that a person will confirm; the draft follows
-                yield notice("hold", language)
-            final, grounded, fallback = yield from self._generate(
-                history, hits, language, cancel, timings, stream_out=route == "answer", shown=shown
+            previous = next((m for m in reversed(messages) if m.role == "bot" and m.faq_ids), None)
+            query = ContextQuery(
+                text=text,
+                previous_user=tuple(t.content for t in history if t.role == "user"),
+                previous_sources=previous.faq_ids if previous else (),
+                previous_score=previous.scores[0] if previous and previous.scores else 0.0,
             )
-            if route == "answer":
-                out.update(text=final, grounded=grounded, fallback=fallback)
-                if cancel.is_set() and not fallback:
-                    out["cancelled"] = True
-            else:
-                out.update(draft=final, grounded=grounded, fallback=fallback, text=notice("hold", language))
-        if route == "handoff":
-            out["text"] = notice("handoff", language)
-            yield out["text"]
-
-        timings["total"] = time.perf_counter() - t0
-        sources = hits[: cfg.prompt.max_sources] if route != "handoff" or not human else hits[:0]
-        if route == "handoff" and not human and hits and hits[0].score < cfg.kb.draft_threshold:
-            sources = ()  # nothing good was found: the admin page's "unanswered questions"
-        reply_fields = {
-            "kind": "reply" if route == "answer" else "notice", "route": route, "grounded": out["grounded"],
-            "fallback": out["fallback"], "language": language, "faq_ids": [h.entry.id for h in sources],
-            "scores": [round(h.score, 4) for h in sources], "index_version": index_version, "adapter": adapter,
-            "timings": {k: round(v, 4) for k, v in timings.items()},
-            "status": "cancelled" if out["cancelled"] else "sent",
-        }  # fmt: skip
-        draft = None
-        if out["draft"] is not None:
-            draft = {
-                "text": out["draft"], "language": language, "grounded": out["grounded"], "index_version": index_version,
-                "adapter": adapter, "sources": [
-                    {"faq_id": h.entry.id, "question": h.entry.question, "answer": h.entry.answer,
-                     "score": round(h.score, 4)} for h in sources],
-            }  # fmt: skip
-        if conversation.language != language:
-            self.store.set_language(conversation.id, language)
-        try:
-            _, message_id, draft_id = self.store.record_exchange(
-                conversation.id, text, {"language": language}, out["text"], reply_fields, draft=draft,
-                handoff_reason=reason if route == "handoff" else None,
-            )  # fmt: skip
-        except ConversationClosedError:
-            message_id, draft_id = None, None
-            reason += "; the conversation was closed meanwhile, nothing recorded"
-        stream._reply = Reply(
-            text=out["text"], route=route, grounded=out["grounded"], language=language, sources=tuple(sources),
-            index_version=index_version, adapter=adapter, timings=reply_fields["timings"],
-            conversation_id=conversation.id, message_id=message_id, draft_id=draft_id, fallback=out["fallback"],
-            reason=reason, draft_text=out["draft"], cancelled=out["cancelled"],
+            result = contextual_search(self.kb, query, k=max(cfg.prompt.max_sources, 3), language=language)
+            hits, index_version, followup = tuple(result.hits), result.index_version, result.followup
+            timings["retrieve"] = time.perf_counter() - t
+        return make_plan(
+            cfg, text, language, hits, index_version, (*history, Turn("user", text)),
+            asked_for_human=asks_for_human(text, cfg.routing.human_phrases), dictated=dictates_reply(text),
+            followup=followup,
         )  # fmt: skip
-
-    def _generate(self, history: list[Turn], hits: tuple[Hit, ...], language: str, cancel: threading.Event,
-                  timings: dict[str, float], stream_out: bool, shown: list[str]):  # fmt: skip
-        """Generate through the grounding gate; yields checked pieces when `stream_out`.
-
-        Returns `(text, grounded, fallback)`: the generated text when it passed every check, else the top source's
-        answer verbatim with `fallback=True`.
-        """
-        cfg = self.config
-        messages = build_messages(cfg.prompt, hits, history, language)
-        request = GenerationRequest(messages, cfg.generation, cfg.prompt.max_prompt_tokens)
-        sources = hits[: cfg.prompt.max_sources]
-        # Facts may come only from sources that plausibly answer the question, not from a weak third hit.
-        floor = max(cfg.kb.draft_threshold, FACT_SOURCE_RATIO * sources[0].score) if sources else 0.0
-        fact_sources = [h for h in sources if h.score >= floor] or list(sources[:1])
-        allowed = supported_facts([*(h.entry.answer for h in fact_sources), *(h.entry.question for h in fact_sources),
-                                   *(t.content for t in history if t.role == "user")])  # fmt: skip
-        gate = FactGate(allowed)
-        checking = cfg.routing.grounding
-        start = time.perf_counter()
-        failure = ""
-        checked_upto = 0
-        try:
-            pieces = self.backend.stream(request, cancel)
-            for piece in pieces:
-                released = gate.feed(piece) if checking else piece
-                if checking and gate.failed:
-                    failure = f"unsupported facts {', '.join(gate.unsupported)}"
-                    cancel_generation = getattr(pieces, "close", None)
-                    if cancel_generation:
-                        cancel_generation()
-                    break
-                if (
-                    checking
-                    and sources
-                    and _SENTENCE_END.search(gate.text, checked_upto)
-                    and len(gate.text.split()) >= DRIFT_MIN_WORDS
-                ):
-                    # drift is checked at each sentence end, so a wandering reply stops after one sentence
-                    checked_upto = len(gate.text)
-                    similarity = self._similarity(gate.text, sources[0].entry.answer)
-                    if similarity < cfg.routing.drift_threshold:
-                        failure = (
-                            f"drifted from the source (similarity {similarity:.2f} < {cfg.routing.drift_threshold})"
-                        )
-                        cancel_generation = getattr(pieces, "close", None)
-                        if cancel_generation:
-                            cancel_generation()
-                        break
-                if released:
-                    if "ttft" not in timings:
-                        timings["ttft"] = time.perf_counter() - start
-                    shown.append(released)
-                    if stream_out:
-                        yield released
-                if cancel.is_set():
-                    break
-        except GenerationError as exc:
-            log.warning("generation failed, falling back to the FAQ answer: %s", exc)
-            failure = f"generation failed: {exc}"
-        timings["generate"] = time.perf_counter() - start
-        if not failure and checking:
-            tail = gate.finish()
-            if gate.failed:
-                failure = f"unsupported facts {', '.join(gate.unsupported)}"
-            elif tail:
-                shown.append(tail)
-                if stream_out:
-                    yield tail
-        text = (gate.text if checking else "".join(shown)).strip()
-        if cancel.is_set() and not failure:
-            return "".join(shown).strip(), False, False
-        if not failure and not text:
-            failure = "empty reply"
-        if not failure and leaks_prompt(text, system_prompt(cfg.prompt, language)):
-            failure = "the reply repeats the system prompt"
-        if not failure and checking and not check_grounding(text, allowed).ok:
-            failure = "unsupported facts"
-        if not failure and checking and sources:
-            similarity = self._similarity(text, sources[0].entry.answer)
-            timings["similarity"] = similarity
-            if similarity < cfg.routing.drift_threshold:
-                failure = f"drifted from the source (similarity {similarity:.2f} < {cfg.routing.drift_threshold})"
-        if failure:
-            if not sources:
-                return text, False, False
-            log.info("grounding fallback: %s", failure)
-            return sources[0].entry.answer, True, True
-        return text, checking and bool(sources), False
-
-    def _similarity(self, a: str, b: str) -> float:
-        vectors = self.embedder.encode([a, b])
-        return float((vectors[0] * vectors[1]).sum())
 
 
 def make_backend(config: AppConfig) -> Any:

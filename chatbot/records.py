@@ -46,8 +46,15 @@ class Reply:
     message_id: int | None = None
     draft_id: int | None = None
     fallback: bool = False
-    """True when the generated text failed the grounding check and the top source's answer was sent instead."""
+    """True when the generated text failed the claim check and the part of the sources that answers the question
+    was sent instead."""
     reason: str = ""
     """Why the route was taken (`score 0.71 >= answer_threshold 0.6`, `customer asked for a person`, ...)."""
     draft_text: str | None = None
     cancelled: bool = False
+    rejected: str | None = None
+    """The generated text that failed the claim check (stored beside the message), or None."""
+    rejection: str = ""
+    """Why `rejected` failed, in words ("names 'British money transfer', which no source mentions")."""
+    followup: bool = False
+    """The message was read with the conversation's earlier turns (a follow-up)."""

@@ -1,7 +1,8 @@
 """Fixtures for the engine tests, reused by the web app's tests.
 
 - `ScriptedBackend`: a scripted LM with the backend interface: yields queued replies word by word; with nothing
-  queued it replies with the answer of source [1] in the prompt (a well-behaved grounded model).
+  queued it replies with the answer of source [1] in the prompt (a well-behaved grounded model). A queued
+  `Truncated("...")` ends as if `max_new_tokens` ran out (`finish_reason = "length"`).
 - `scripted_backend`: one, fresh per test.
 - `engine`: an `Engine` over `demo_kb` (hash embedder) with the scripted backend and a real `Store` in the test's
   CHATBOT_HOME, warmed up.
@@ -24,6 +25,10 @@ import pytest
 _SOURCE_ONE = re.compile(r"\[1\] Q: .*?\nA: (.*?)(?:\n\[2\] Q: |\Z)", re.DOTALL)
 
 
+class Truncated(str):
+    """A queued reply that stops because the token budget ran out, not at the end of the model's turn."""
+
+
 class ScriptedStream:
     def __init__(self, text: str, cancel: threading.Event, delay: float):
         self.text, self.cancel, self.delay = text, cancel, delay
@@ -40,7 +45,7 @@ class ScriptedStream:
                 time.sleep(self.delay)
             self.n_tokens += 1
             yield piece
-        self.finish_reason = "stop"
+        self.finish_reason = "length" if isinstance(self.text, Truncated) else "stop"
 
 
 class ScriptedBackend:

@@ -22,6 +22,7 @@ def test_measure_reports_single_concurrent_and_serial_figures(tiny_loaded):
     result = measure(transformers_scheduler(tiny_loaded, 3, 1), prompts, 3, 6)
     single, conc, serial = result["single"], result["concurrent"], result["serial"]
     assert single["ttft_s"] > 0 and single["tokens"] >= 1
+    assert single["check_s"] > 0 and 0 < single["check_share"] < 1  # the claim check's cost, measured
     assert conc["n"] == 3 and conc["ttft_s_max"] >= conc["ttft_s_p95"] > 0 and conc["total_s"] > 0
     assert serial["n"] == 3 and serial["total_s"] > 0
     header = {"backend": "transformers", "model": "tiny", "dtype": "float32", "device": "cpu", "threads": 1}
@@ -29,3 +30,4 @@ def test_measure_reports_single_concurrent_and_serial_figures(tiny_loaded):
                   ratios={"x": 1.0})  # fmt: skip
     text = table(result)
     assert "3 concurrent (batched)" in text and "3 one after another" in text and "ratios: x 1.0" in text
+    assert "claim check" in text

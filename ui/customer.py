@@ -45,7 +45,7 @@ class CustomerChat:
         """The conversation from the store (empty for an unknown or missing id)."""
         if not conversation_id:
             return Rendered()
-        from chatbot.engine import FACT_SOURCE_RATIO
+        from chatbot.plan import FACT_SOURCE_RATIO
         from chatbot.store import NotFoundError
 
         try:
