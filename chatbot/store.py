@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from chatbot import passwords
 from chatbot.config import StoreConfig
+from chatbot.passwords import hash_password, needs_rehash, token_digest, verify_password
 from chatbot.redact import redact
 from chatbot.settings import chatbot_home
 
@@ -134,6 +136,14 @@ def m003_conversation_key(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO keys VALUES ('conversation', ?)", (secrets.token_bytes(32),))
 
 
+@migration
+def m004_session_token_digests(db: sqlite3.Connection) -> None:
+    """Sessions keep the SHA-256 of their token, not the token: a copy of the database opens no session. Sessions
+    made before keep working (their tokens are replaced by their digests here)."""
+    for (token,) in db.execute("SELECT token FROM sessions").fetchall():
+        db.execute("UPDATE sessions SET token = ? WHERE token = ?", (token_digest(token), token))
+
+
 @dataclass(frozen=True)
 class Message:
     id: int
@@ -222,24 +232,6 @@ def _draft(row: sqlite3.Row, context: tuple[Message, ...] = ()) -> Draft:
     )  # fmt: skip
 
 
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """scrypt hash as `scrypt$<salt hex>$<hash hex>`."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, salt, _ = stored.split("$")
-    except ValueError:
-        return False
-    return scheme == "scrypt" and hmac.compare_digest(hash_password(password, bytes.fromhex(salt)), stored)
-
-
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
-
-
 class Store:
     """The SQLite store. Cheap `__init__`; `warm_up()` opens the file and runs pending migrations.
 
@@ -268,6 +260,7 @@ class Store:
         db.execute("PRAGMA busy_timeout=30000")
         self._db = db
         self._migrate()
+        self.purge_sessions()
         return self
 
     def close(self) -> None:
@@ -670,28 +663,42 @@ class Store:
         return [User(r["name"], r["role"], r["created_at"]) for r in self._read("SELECT * FROM users ORDER BY name")]
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user when the password matches, else None."""
+        """The user when the password matches, else None. A hash made at another cost than `passwords.COST` (an
+        older, weaker one) is replaced by a new one once the password matched."""
         rows = self._read("SELECT * FROM users WHERE name = ?", (name,))
+        stored = rows[0]["password_hash"] if rows else passwords.dummy_hash()
         # an unknown name costs the same hash as a known one, so timing does not tell which names exist
-        if not verify_password(password, rows[0]["password_hash"] if rows else _DUMMY_HASH) or not rows:
+        if not verify_password(password, stored) or not rows:
             return None
+        if needs_rehash(stored):
+            with self.transaction() as db:
+                db.execute("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
+                           (hash_password(password), name, stored))  # fmt: skip
         return User(rows[0]["name"], rows[0]["role"], rows[0]["created_at"])
 
     def create_session(self, name: str, ttl_s: float) -> str:
+        """A new session for `name` lasting `ttl_s` seconds; returns its token (the store keeps only its digest).
+        Expired sessions are purged here, at each login."""
         token = secrets.token_urlsafe(32)
         now = time.time()
         with self.transaction() as db:
-            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (token, name, now, now + ttl_s))
+            db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (token_digest(token), name, now, now + ttl_s))
         return token
 
     def session_user(self, token: str) -> User | None:
         """The user of an unexpired session, else None."""
         rows = self._read(
             "SELECT u.* FROM sessions s JOIN users u ON u.name = s.user_name WHERE s.token = ? AND s.expires_at > ?",
-            (token, time.time()),
+            (token_digest(token), time.time()),
         )
         return User(rows[0]["name"], rows[0]["role"], rows[0]["created_at"]) if rows else None
 
     def delete_session(self, token: str) -> None:
         with self.transaction() as db:
-            db.execute("DELETE FROM sessions WHERE token = ?", (token,))
+            db.execute("DELETE FROM sessions WHERE token = ?", (token_digest(token),))
+
+    def purge_sessions(self) -> int:
+        """Delete expired sessions; returns how many went (done at `warm_up` and at each login)."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM sessions WHERE expires_at <= ?", (time.time(),)).rowcount

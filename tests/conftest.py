@@ -26,3 +26,15 @@ def chatbot_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("CHATBOT_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes():
+    """Password hashes at a tiny scrypt cost (OWASP's takes 0.3 s and 128 MiB each); yields the real default, which
+    `test_passwords` checks."""
+    from chatbot import passwords
+
+    saved = passwords.COST
+    passwords.COST = passwords.ScryptCost(n=2**4)
+    yield saved
+    passwords.COST = saved
