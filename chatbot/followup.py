@@ -30,7 +30,7 @@ from knowledge_base.tokenize import tokenize
 
 # Words that point back at something said before.
 _REFERRING_TEXT = (
-    "it its it's itself that this those these them they their theirs one ones there same such else other another "
+    "it its it's itself that this those these them they their theirs one ones there same such else "
     "former latter he she him her"
 )
 REFERRING_WORDS = frozenset(_REFERRING_TEXT.split())
@@ -56,7 +56,7 @@ class FollowupConfig:
     """Weight of the context score for messages that refer back."""
     plain_weight: float = 0.75
     """Weight of the context score for messages that name a topic of their own."""
-    prior_weight: float = 0.5
+    prior_weight: float = 0.7
     """Share of the previous answer's score in the context score (the rest is the search with the topic)."""
     prior_decay: float = 0.5
     """The previous answer's second source gets `prior_decay` times the prior of the first, and so on."""
