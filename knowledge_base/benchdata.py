@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from knowledge_base.loaders import MAX_ANSWER, QueryRow
+from knowledge_base.loaders import MAX_ANSWER, ConversationRow, QueryRow
 from knowledge_base.records import FaqEntry
 
 
@@ -382,3 +382,43 @@ def write_eval_set(eval_set: EvalSet, folder: Path) -> tuple[Path, Path]:
                 out["grounding"] = gold
             f.write(json.dumps(out, ensure_ascii=False) + "\n")
     return faq, queries
+
+
+def doc2dial_conversations(
+    data: Path, domains: tuple[str, ...] = DOC2DIAL_HELD_OUT, min_words: int = 4, max_turns: int = 4
+) -> list[ConversationRow]:
+    """Multi-turn conversations for follow-up evaluation: per doc2dial dialogue of `domains`, the customer's messages
+    from the first up to the next one of at least `min_words` words (the replies in between, such as "Yes.", kept
+    as sent; at most `max_turns` messages). A doc2dial dialogue is grounded in one document, so the right entry of
+    the first and the last message is that document: `faq_ids` = `first_faq_ids` = its `doc_id`, the entry id of
+    `doc2dial_articles`. Dialogues whose later messages are all short are left out."""
+    longest: dict[str, dict] = {}
+    for row in _jsonl(_d2d_files(data)[1]):
+        if domains is not None and row["domain"] not in domains:
+            continue
+        if row["dial_id"] not in longest or row["turn_id"] > longest[row["dial_id"]]["turn_id"]:
+            longest[row["dial_id"]] = row
+    out = []
+    for dial_id in sorted(longest, key=_h):
+        row = longest[dial_id]
+        said = [h["utterance"].strip() for h in row["history"] if h["role"] == "user" and h["utterance"].strip()]
+        for j in range(1, min(len(said), max_turns)):
+            if len(said[j].split()) >= min_words:
+                out.append(ConversationRow(tuple(said[: j + 1]), (row["doc_id"],), (row["doc_id"],)))
+                break
+    return out
+
+
+def write_conversations(rows: list[ConversationRow], path: Path) -> Path:
+    """Write conversations in the multi-turn format `load_conversations` reads (`turns`, `faq_id` as a list or
+    null, `first_faq_id`, `split`); return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            out: dict = {"turns": list(row.turns), "faq_id": list(row.faq_ids) or None}
+            if row.first_faq_ids:
+                out["first_faq_id"] = list(row.first_faq_ids)
+            if row.split:
+                out["split"] = row.split
+            f.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return path
