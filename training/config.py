@@ -81,6 +81,9 @@ class TrainConfig:
     with_sources: bool = False
     """Put the knowledge base's top FAQ hits for each customer message into the prompt, as serving does (needs a
     built knowledge base in `$CHATBOT_HOME/kb`)."""
+    grounded: tuple[str, ...] = ()
+    """Grounded example files (`python -m training.grounded`: sources in the prompt as served, faithful replies),
+    trained on beside `--logs`; a seeded `val_fraction` of them joins the validation set."""
     redact: bool = True
     """Redact e-mail addresses, phone, card and account numbers in the logs before training."""
     strict: bool = False

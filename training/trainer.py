@@ -83,8 +83,10 @@ def prepare_data(
         reports.append(report)
     from_store = {c.id for c in store}
     conversations += [clean_conversation(c, redact=config.redact) for c in store if c.n_replies]
-    if not conversations:
-        raise TrainingError("no training data: give --logs FILE (JSONL or Q/A CSV) and/or --from-store with reviews")
+    if not conversations and not config.grounded:
+        raise TrainingError(
+            "no training data: give --logs FILE (JSONL or Q/A CSV), --grounded FILE and/or --from-store with reviews"
+        )
     if eval_logs:
         val, report = load_logs(eval_logs, strict=config.strict, redact=config.redact)
         reports.append(report)
@@ -93,6 +95,21 @@ def prepare_data(
         train, val = split_conversations(conversations, config.val_fraction, config.seed)
     train = [c for c in train for _ in range(config.store_weight if c.id in from_store else 1)]
     return train, val, reports
+
+
+def _grounded_examples(config: TrainConfig, tokenizer: Any, prompt: PromptConfig) -> tuple[list[Any], list[Any]]:
+    """`config.grounded` files as `(train, validation)` examples, split by a seeded `val_fraction`."""
+    import random
+
+    from training.grounded import load_grounded, render_grounded
+
+    examples = [ex for path in config.grounded for ex in load_grounded(path)]
+    random.Random(config.seed).shuffle(examples)
+    n_val = round(len(examples) * config.val_fraction)
+    rendered = render_grounded(examples, tokenizer, prompt, config.max_length)
+    val_ids = {ex.id for ex in examples[:n_val]}
+    train = [e for e in rendered if e.conversation_id not in val_ids]
+    return train, [e for e in rendered if e.conversation_id in val_ids]
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
@@ -280,6 +297,10 @@ def train(
         hits_for = kb_hits_for(kb, max(app.prompt.max_sources, 1), config.language)
     train_examples = build_examples(train_convs, tokenizer, app.prompt, config.max_length, config.language, hits_for)
     val_examples = build_examples(val_convs, tokenizer, app.prompt, config.max_length, config.language, hits_for)
+    if config.grounded:
+        grounded_train, grounded_val = _grounded_examples(config, tokenizer, app.prompt)
+        train_examples += grounded_train
+        val_examples = grounded_val + val_examples
     val_examples = val_examples[: config.eval_max_examples]
     if not train_examples:
         raise TrainingError("the logs gave no training example (no assistant turn answers a customer)")

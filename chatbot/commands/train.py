@@ -148,8 +148,8 @@ def run_train(args) -> int:
     from training.trainer import TrainingError, TrainingInterrupted, train
 
     config = TrainConfig.load(args.train_config, train_overrides(args))
-    if not args.logs and not args.from_store:
-        print("chatbot train: give --logs FILE (repeatable) and/or --from-store", file=sys.stderr)
+    if not args.logs and not args.from_store and not config.grounded:
+        print("chatbot train: give --logs FILE (repeatable), --grounded FILE and/or --from-store", file=sys.stderr)
         return 2
     app = AppConfig.load(args.app_config or args.config)
     try:
