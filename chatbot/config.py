@@ -107,6 +107,9 @@ class PromptConfig:
     """The system prompt template; `{company}`, `{tone}` and `{language}` are filled in. The sources follow it."""
     max_sources: int = 3
     """FAQ hits placed in the prompt as numbered sources."""
+    max_source_chars: int = 700
+    """A source answer longer than this (a help-center article) goes into the prompt as its passage about the
+    question: the sentences that answer it, in the source's own words."""
     max_prompt_tokens: int = 1536
     """Token budget for the prompt; the oldest history turns are dropped first to fit it."""
     max_history_turns: int = 8
@@ -117,6 +120,8 @@ class PromptConfig:
             raise ValueError("prompt.max_sources and prompt.max_history_turns must be >= 0")
         if self.max_prompt_tokens < 64:
             raise ValueError("prompt.max_prompt_tokens must be >= 64")
+        if self.max_source_chars < 100:
+            raise ValueError("prompt.max_source_chars must be >= 100")
 
 
 @dataclass
@@ -194,10 +199,21 @@ class LimitsConfig:
     """Most messages in one `/v1/chat/completions` request (more: 413); only the last user message is read."""
     max_problems: int = 50
     """Most problems an FAQ check reports one by one (the total is always given)."""
+    login_failures: int = 5
+    """Failed logins of one user name before it is locked for `login_lockout_s` (each further lock lasts twice as
+    long, up to 64 times; a successful login resets it)."""
+    login_address_failures: int = 20
+    """Failed logins from one client address (any user names) before the address is locked the same way. Behind a
+    reverse proxy, run uvicorn with proxy headers trusted from it, or every client shares the proxy's address."""
+    login_lockout_s: int = 300
+    """Seconds the first lock lasts; every attempt meanwhile is refused ("too many attempts; try again in N s")."""
 
     def __post_init__(self) -> None:
         if min(self.max_body_bytes, self.max_messages, self.max_problems) < 1:
             raise ValueError("limits.max_body_bytes, limits.max_messages and limits.max_problems must be >= 1")
+        if min(self.login_failures, self.login_address_failures, self.login_lockout_s) < 1:
+            raise ValueError("limits.login_failures, limits.login_address_failures and limits.login_lockout_s "
+                             "must be >= 1")  # fmt: skip
 
 
 @dataclass

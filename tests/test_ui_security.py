@@ -248,3 +248,35 @@ def test_unknown_user_names_cost_a_password_hash(engine, monkeypatch):
     assert engine.store.authenticate("ann", "wrong-password") is None
     assert engine.store.authenticate("ann", "ann-password-1").name == "ann"
     assert len(checked) == 3 and checked[0].startswith("scrypt$")
+
+
+def test_fifty_wrong_passwords_lock_the_account_until_the_lock_ends(ui_app, engine):
+    """Item 5: after limits.login_failures wrong passwords even the right one is refused, saying how long to wait,
+    until the lock ends; the right one then works."""
+    from fastapi.testclient import TestClient
+
+    engine.store.add_user("ann", "agent", "ann-password-1")
+    limits = engine.config.limits
+    now = [0.0]
+    ui_app.state.login_throttle.clock = lambda: now[0]
+
+    def login(password: str, name: str = "ann"):
+        return client.post("/login", data={"username": name, "password": password, "next": "/agent"},
+                           follow_redirects=False)  # fmt: skip
+
+    with TestClient(ui_app) as client:
+        statuses = [login(f"guess-{i:02d}").status_code for i in range(50)]
+        assert statuses == [401] * limits.login_failures + [429] * (50 - limits.login_failures)
+        refused = login("ann-password-1")
+        assert refused.status_code == 429 and COOKIE not in refused.cookies
+        assert f"Too many attempts; try again in {limits.login_lockout_s} s." in refused.text
+        assert refused.headers["retry-after"] == str(limits.login_lockout_s)
+        now[0] += limits.login_lockout_s - 1
+        assert "try again in 1 s" in login("ann-password-1").text
+        now[0] += 1
+        assert login("ann-password-1").status_code == 303
+
+        # one address guessing many names is locked too, whatever the name (ann's success did not reset its count)
+        names = [f"user{i}" for i in range(limits.login_address_failures - limits.login_failures)]
+        assert {login("x-password", name).status_code for name in names} == {401}
+        assert login("ann-password-1").status_code == 429

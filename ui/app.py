@@ -9,6 +9,7 @@ from typing import Any
 
 from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, safe_next
 from ui.security import LimitsMiddleware
+from ui.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
                   openapi_url="/api/openapi.json")  # fmt: skip
     app.state.engine = engine
     app.state.active = active
+    limits = config.limits
+    throttle = LoginThrottle(limits.login_failures, limits.login_address_failures, limits.login_lockout_s)
+    app.state.login_throttle = throttle
     app.add_middleware(GuardMiddleware, store=store)
     app.add_middleware(LimitsMiddleware, max_body_bytes=config.limits.max_body_bytes)  # outermost: before any login
     app.include_router(create_router(engine, config, active))
@@ -57,8 +61,17 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
 
     @app.post("/login", include_in_schema=False)
     def login(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/agent")):  # noqa: A002
-        user = store.authenticate(username.strip(), password) if username.strip() and password else None
+        name, address = username.strip(), request.client.host if request.client else "unknown"
         target = safe_next(next)
+        wait = throttle.begin(name, address)
+        if wait:  # refused before the password is checked, right or wrong
+            return HTMLResponse(login_page(target, f"Too many attempts; try again in {wait} s.", username),
+                                status_code=429, headers={"Retry-After": str(wait)})  # fmt: skip
+        user = None
+        try:
+            user = store.authenticate(name, password) if name and password else None
+        finally:
+            throttle.finish(name, address, ok=user is not None)
         if user is None:
             return HTMLResponse(login_page(target, "Wrong user name or password.", username), status_code=401)
         if target.startswith("/admin") and user.role != "admin":
