@@ -9,6 +9,7 @@ when the generated text failed a check and the sources' words replaced it (the U
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 from chatbot.claims import dictates_reply
 from chatbot.config import AppConfig
+from chatbot.extract import focus_hits
 from chatbot.followup import ContextQuery, contextual_search
 from chatbot.language import detect
 from chatbot.notices import notice
@@ -217,11 +219,17 @@ class Engine:
             result = contextual_search(self.kb, query, k=max(cfg.prompt.max_sources, 3), language=language)
             hits, index_version, followup = tuple(result.hits), result.index_version, result.followup
             timings["retrieve"] = time.perf_counter() - t
-        return make_plan(
+        plan = make_plan(
             cfg, text, language, hits, index_version, (*history, Turn("user", text)),
             asked_for_human=asks_for_human(text, cfg.routing.human_phrases), dictated=dictates_reply(text),
             followup=followup,
         )  # fmt: skip
+        if plan.action != "generate":
+            return plan
+        earlier = tuple(t.content for t in history if t.role == "user")
+        passages = focus_hits(text, plan.hits, context=earlier, encode=self.embedder.encode,
+                              max_chars=cfg.prompt.max_source_chars)  # fmt: skip
+        return dataclasses.replace(plan, passages=passages)
 
 
 def make_backend(config: AppConfig) -> Any:

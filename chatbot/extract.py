@@ -16,7 +16,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -349,3 +349,24 @@ def extract_answer(
     if len(indexes) == len(bodies):
         return Extract(answer, entry.id, True, tuple(range(len(parsed.segments))))
     return Extract(_render(parsed, indexes), entry.id, False, indexes)
+
+
+def focus_hits(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    context: Sequence[str] = (),
+    encode: Encode | None = None,
+    max_chars: int = 700,
+) -> tuple[Hit, ...]:
+    """`hits` with each answer longer than `max_chars` cut to its passage that answers `question` (`extract_answer`
+    on that hit alone), so a help-center article puts the part about the question into the prompt, not its first
+    page; shorter answers are kept as they are."""
+    out = []
+    for hit in hits:
+        if len(hit.entry.answer) <= max_chars:
+            out.append(hit)
+            continue
+        passage = extract_answer(question, [hit], context=context, encode=encode, max_chars=max_chars)
+        out.append(replace(hit, entry=replace(hit.entry, answer=passage.text)))
+    return tuple(out)

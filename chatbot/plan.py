@@ -48,14 +48,22 @@ class Plan:
     followup: bool = False
     """The message was read with the conversation's earlier turns (a follow-up)."""
     asked_for_human: bool = False
+    passages: tuple = ()
+    """`hits` as the prompt sees them: a long answer cut to its passage about the question (`extract.focus_hits`);
+    empty = `hits` as they are."""
+
+    @property
+    def prompt_hits(self) -> tuple:
+        return self.passages or self.hits
 
     @property
     def evidence_hits(self) -> tuple:
         """The sources a generated reply may rest on: those within `FACT_SOURCE_RATIO` of the top score."""
-        if not self.hits:
+        hits = self.prompt_hits
+        if not hits:
             return ()
-        floor = FACT_SOURCE_RATIO * self.hits[0].score
-        return tuple(h for h in self.hits if h.score >= floor) or self.hits[:1]
+        floor = FACT_SOURCE_RATIO * hits[0].score
+        return tuple(h for h in hits if h.score >= floor) or hits[:1]
 
 
 def make_plan(

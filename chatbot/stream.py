@@ -123,7 +123,7 @@ class ReplyStream:
         """Generate through the claim gate; yields checked sentences when `stream_out`. Returns an `Outcome`."""
         engine, plan, timings = self._engine, self.plan, self._timings
         cfg = engine.config
-        messages = build_messages(cfg.prompt, plan.hits, plan.history, plan.language)
+        messages = build_messages(cfg.prompt, plan.prompt_hits, plan.history, plan.language)
         request = GenerationRequest(messages, cfg.generation, cfg.prompt.max_prompt_tokens)
         checking = cfg.routing.grounding
         gate = ClaimGate(self._evidence()) if checking else None

@@ -95,3 +95,37 @@ def test_rejected_generations_export_as_negative_examples(engine, scripted_backe
     assert example["rejected"].endswith("British money transfer.") and example["reason"]
     assert example["messages"][-1] == {"role": "user", "content": "Which payment methods do you accept?"}
     assert example["faq_ids"][0] == "check_payment_methods"
+
+
+ARTICLE = (
+    "Our loyalty programme rewards regular customers. Members collect points on every order and see them under "
+    "Account > Points. Points never expire while the account is active. "
+    "Gold status comes after 12 orders in a calendar year. Gold members get free express delivery on every order. "
+    "Gold status lasts until the end of the following year. "
+    "Points can be redeemed at checkout: 100 points take $5 off an order. At most half of an order can be paid "
+    "with points. Points cannot be exchanged for cash. "
+    "To leave the programme, write to loyalty@example-store.com; collected points are then lost."
+)
+
+
+def test_a_long_source_enters_the_prompt_as_its_passage_about_the_question(chatbot_home, kb_config, hash_embedder,
+                                                                           app_config, scripted_backend):  # fmt: skip
+    from chatbot.engine import Engine
+    from knowledge_base.kb import KnowledgeBase
+    from knowledge_base.records import FaqEntry
+
+    kb = KnowledgeBase(chatbot_home / "kb", kb_config, hash_embedder)
+    kb.build_entries([FaqEntry("loyalty", "How does the loyalty programme work?", ARTICLE, language="en")])
+    app_config.kb.answer_threshold = app_config.kb.draft_threshold = 0.0
+    app_config.prompt.max_source_chars = 300  # the article is about twice that
+    engine = Engine.from_config(app_config, kb=kb, embedder=hash_embedder, backend=scripted_backend).warm_up()
+    try:
+        scripted_backend.queue("100 points take $5 off an order at checkout.")
+        reply = engine.reply(engine.start_conversation(), "How many points do I need for $5 off, and can I pay "
+                                                          "a whole order with points?")  # fmt: skip
+    finally:
+        engine.close()
+    system = scripted_backend.requests[-1].messages[0]["content"]
+    assert "100 points take $5 off" in system and "loyalty@example-store.com" not in system
+    assert reply.sources[0].entry.answer == ARTICLE  # the record keeps the whole entry
+    assert not reply.fallback and reply.text.startswith("100 points take $5 off")
