@@ -438,7 +438,7 @@ class Store:
         ).fetchone()
         if not open_one:
             db.execute("INSERT INTO handoffs (conversation_id, reason, created_at) VALUES (?, ?, ?)",
-                       (conversation_id, reason, time.time()))  # fmt: skip
+                       (conversation_id, self._clean(reason), time.time()))  # fmt: skip
         db.execute("UPDATE conversations SET status = 'handoff' WHERE id = ? AND status = 'open'", (conversation_id,))
 
     def hand_off(self, conversation_id: str, reason: str, notice: str | None = None) -> None:
@@ -533,7 +533,8 @@ class Store:
         return message_id
 
     def reject_draft(self, draft_id: int, agent: str, reason: str) -> None:
-        """Reject a draft; the conversation is handed off to a person."""
+        """Reject a draft; the conversation is handed off to a person. The reason is redacted like every stored text
+        (agents quote customers in it)."""
         with self.transaction() as db:
             row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
             if row is None:
@@ -542,7 +543,7 @@ class Store:
                 raise DraftStateError(f"draft {draft_id} was already {row['state']} by {row['agent']}")
             db.execute(
                 "UPDATE drafts SET state = 'rejected', agent = ?, reviewed_at = ?, reason = ? WHERE id = ?",
-                (agent, time.time(), reason, draft_id),
+                (agent, time.time(), self._clean(reason), draft_id),
             )
             self._open_handoff(db, row["conversation_id"], f"draft rejected by {agent}: {reason}")
 

@@ -19,6 +19,42 @@ CASES = [
     ("on 2024-05-01 at 10:30", "on 2024-05-01 at 10:30"),
 ]
 
+# Issue 17 item 6: what the attack run stored as typed.
+GAPS = [
+    ("card 4111111111111111exp12/26", "card [CARD]exp12/26"),
+    ("num4111-1111-1111-1111!", "num[CARD]!"),
+    ("iban de89 3704 0044 0532 0130 00 please", "iban [ACCOUNT] please"),
+    ("pay to gb82west12345698765432 then", "pay to [ACCOUNT] then"),
+    ("Gb82 West 1234 5698 7654 32 thanks", "[ACCOUNT] thanks"),
+    ("write jane dot doe at mail dot example dot org", "write [EMAIL]"),
+    ("JANE DOT DOE AT MAIL DOT EXAMPLE DOT ORG!", "[EMAIL]!"),
+    ("jane(at)example(dot)com or jane.doe [at] example.co.uk", "[EMAIL] or [EMAIL]"),
+    ("mail me at jane at example dot com", "mail me at [EMAIL]"),
+]
+
+# Texts that must stay as they are: a run of digits that fails Luhn inside a word, a lower-case look-alike of an
+# IBAN that fails mod-97, and the shop's own phrasing of web sites.
+KEPT = [
+    "tracking 1Z999AA10123456784 parcel",
+    "model xy12abcd3456efgh is sold out",
+    "visit the TPD Discharge website at disabilitydischarge.com and select Forms",
+    "write to us at support dot example dot com",
+    "look at this dot com",
+    "log in at example dot com",
+    "meet at noon, dot the i's",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), GAPS)
+def test_masking_gaps_of_the_attack_run(text, expected):
+    assert redact(text) == expected
+    assert redact(expected) == expected
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_shop_texts_are_not_masked(text):
+    assert redact(text) == text
+
 
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_redact(text, expected):

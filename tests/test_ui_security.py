@@ -280,3 +280,21 @@ def test_fifty_wrong_passwords_lock_the_account_until_the_lock_ends(ui_app, engi
         names = [f"user{i}" for i in range(limits.login_address_failures - limits.login_failures)]
         assert {login("x-password", name).status_code for name in names} == {401}
         assert login("ann-password-1").status_code == 429
+
+
+def test_agents_rejection_reasons_are_stored_redacted(engine):
+    """Item 6: a rejection reason quoting the customer's card and e-mail is masked in drafts and handoffs."""
+    store = engine.store
+    conversation = store.create_conversation()
+    _, _, draft_id = store.record_exchange(
+        conversation, "Charge card 4111111111111111exp12/26 please", {}, "An agent will confirm.",
+        {"kind": "notice", "route": "draft"}, draft={"text": "Done.", "sources": []},
+    )  # fmt: skip
+    reason = "customer gave 4111111111111111exp12/26, jane dot doe at mail dot example dot org, de89370400440532013000"
+    store.reject_draft(draft_id, "ann", reason)
+    stored = [store.draft(draft_id).reason, store.open_handoffs()[0]["reason"]]
+    raw = [r[0] for table in ("drafts", "handoffs") for r in store._read(f"SELECT reason FROM {table}")]
+    for text in stored + raw:
+        assert "4111" not in text and "jane" not in text and "de89" not in text, text
+        assert "[CARD]exp12/26" in text and "[EMAIL]" in text and "[ACCOUNT]" in text
+    assert "[CARD]" in store.messages(conversation)[0].text
