@@ -7,6 +7,7 @@ function. Placeholders are bracketed upper-case words, so the model learns a sta
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # Spelled-out addresses: "jane dot doe at mail dot example dot org", "jane(at)example(dot)com". A bare " at " needs
@@ -86,9 +87,30 @@ def _phone(match: re.Match[str]) -> str:
     return "[PHONE]"
 
 
-def redact(text: str) -> str:
+def shop_values(texts: Iterable[str]) -> tuple[str, ...]:
+    """The e-mail addresses and phone numbers written in the shop's own texts (FAQ answers): `redact(..., keep=)`
+    leaves them in a reply that quotes them."""
+    found = {m.group() for text in texts for pattern in (EMAIL, PHONE) for m in pattern.finditer(text)}
+    return tuple(sorted(found))
+
+
+def redact(text: str, keep: Iterable[str] = ()) -> str:
     """`text` with e-mail addresses (spelled-out ones too), card numbers, account numbers (IBAN or after
-    "account") and phone numbers replaced by `[EMAIL]`, `[CARD]`, `[ACCOUNT]` and `[PHONE]`. Idempotent."""
+    "account") and phone numbers replaced by `[EMAIL]`, `[CARD]`, `[ACCOUNT]` and `[PHONE]`. Idempotent.
+
+    `keep`: exact strings left as written (the shop's own address and phone number in a reply quoting its FAQ)."""
+    held: dict[str, str] = {}
+    for value in sorted({v for v in keep if v and v in text}, key=len, reverse=True):
+        token = f"\x00{len(held)}\x00"
+        held[token] = value
+        text = text.replace(value, token)
+    text = _redact(text)
+    for token, value in held.items():
+        text = text.replace(token, value)
+    return text
+
+
+def _redact(text: str) -> str:
     text = EMAIL.sub("[EMAIL]", text)
     if _SPELLED_HINT.search(text):
         text = SPELLED_EMAIL.sub("[EMAIL]", text)

@@ -300,8 +300,8 @@ class Store:
                 raise
             db.execute("COMMIT")
 
-    def _clean(self, text: str) -> str:
-        return redact(text) if self.config.redact else text
+    def _clean(self, text: str, keep: Sequence[str] = ()) -> str:
+        return redact(text, keep) if self.config.redact else text
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -351,9 +351,10 @@ class Store:
                        (now, conversation_id))  # fmt: skip
 
     def _insert_message(self, db: sqlite3.Connection, conversation_id: str, role: str, text: str, **fields: Any) -> int:
+        keep = fields.pop("keep", ())  # the shop's own addresses and numbers a reply quotes stay as written
         row = {
-            "conversation_id": conversation_id, "role": role, "text": self._clean(text), "created_at": time.time(),
-            "kind": fields.pop("kind", "reply"),
+            "conversation_id": conversation_id, "role": role, "text": self._clean(text, keep),
+            "created_at": time.time(), "kind": fields.pop("kind", "reply"),
         }  # fmt: skip
         for key in ("faq_ids", "scores"):
             if key in fields:
@@ -361,7 +362,7 @@ class Store:
         if "timings" in fields:
             row["timings"] = json.dumps(fields.pop("timings"))
         if fields.get("rejected_text"):
-            fields["rejected_text"] = self._clean(fields["rejected_text"])
+            fields["rejected_text"] = self._clean(fields["rejected_text"], keep)
         for key in ("grounded", "fallback"):
             if key in fields and fields[key] is not None:
                 fields[key] = int(bool(fields[key]))
@@ -374,7 +375,8 @@ class Store:
 
     def add_message(self, conversation_id: str, role: str, text: str, **fields: Any) -> int:
         """Append a message (committed when this returns) and return its id. `fields`: kind, route, grounded,
-        fallback, language, faq_ids, scores, index_version, adapter, timings (dict), agent, draft_id, status."""
+        fallback, language, faq_ids, scores, index_version, adapter, timings (dict), agent, draft_id, status, and
+        `keep`: exact strings redaction leaves as written (the shop's own e-mail address a reply quotes)."""
         self._require_open(conversation_id)
         with self.transaction() as db:
             return self._insert_message(db, conversation_id, role, text, **fields)
@@ -407,8 +409,8 @@ class Store:
                 draft_id = int(db.execute(
                     "INSERT INTO drafts (conversation_id, question_message_id, text, language, grounded, sources, "
                     "index_version, adapter, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (conversation_id, question_id, self._clean(draft["text"]), draft.get("language"),
-                     int(bool(draft.get("grounded"))), json.dumps(draft.get("sources", [])),
+                    (conversation_id, question_id, self._clean(draft["text"], draft.get("keep", ())),
+                     draft.get("language"), int(bool(draft.get("grounded"))), json.dumps(draft.get("sources", [])),
                      draft.get("index_version"), draft.get("adapter"), time.time()),
                 ).lastrowid)  # fmt: skip
                 reply_fields = {**reply_fields, "draft_id": draft_id}

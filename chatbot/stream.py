@@ -23,6 +23,7 @@ from chatbot.generate import GenerationError, GenerationRequest
 from chatbot.plan import Plan
 from chatbot.prompt import build_messages, system_prompt
 from chatbot.records import Reply
+from chatbot.redact import shop_values
 from chatbot.routing import leaks_prompt
 from chatbot.store import ConversationClosedError
 
@@ -202,6 +203,7 @@ class ReplyStream:
         grounded = bool(outcome and outcome.grounded and sources)
         cancelled = bool(outcome and outcome.cancelled)
         timings = {k: round(v, 4) for k, v in self._timings.items()}
+        keep = shop_values(h.entry.answer for h in sources)  # redaction masks the customer's data, not the shop's
         reply_fields = {
             "kind": "reply" if plan.route == "answer" else "notice", "route": plan.route, "grounded": grounded,
             "fallback": bool(outcome and outcome.fallback), "language": plan.language,
@@ -209,12 +211,12 @@ class ReplyStream:
             "index_version": plan.index_version, "adapter": adapter, "timings": timings,
             "status": "cancelled" if cancelled else "sent",
             "rejected_text": outcome.rejected if outcome else None,
-            "rejection": (outcome.rejection or None) if outcome and outcome.rejected else None,
+            "rejection": (outcome.rejection or None) if outcome and outcome.rejected else None, "keep": keep,
         }  # fmt: skip
         draft = None
         if draft_text is not None:
             draft = {
-                "text": draft_text, "language": plan.language, "grounded": grounded,
+                "text": draft_text, "language": plan.language, "grounded": grounded, "keep": keep,
                 "index_version": plan.index_version, "adapter": adapter, "sources": [
                     {"faq_id": h.entry.id, "question": h.entry.question, "answer": h.entry.answer,
                      "score": round(h.score, 4)} for h in sources],

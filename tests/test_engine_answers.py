@@ -129,3 +129,24 @@ def test_a_long_source_enters_the_prompt_as_its_passage_about_the_question(chatb
     assert "100 points take $5 off" in system and "loyalty@example-store.com" not in system
     assert reply.sources[0].entry.answer == ARTICLE  # the record keeps the whole entry
     assert not reply.fallback and reply.text.startswith("100 points take $5 off")
+
+
+def test_the_shop_s_own_contact_details_are_stored_as_written_and_the_customer_s_are_masked(engine, scripted_backend,
+                                                                                             app_config):  # fmt: skip
+    cid = engine.start_conversation()
+    reply = engine.reply(cid, "How can I contact customer service?")
+    assert "support@example-store.com" in reply.text
+    stored = engine.store.messages(cid)[-1].text
+    assert "support@example-store.com" in stored and "+1 555 0100" in stored and "[EMAIL]" not in stored
+    # the next prompt's history quotes the shop's address, not a placeholder the model would copy
+    engine.reply(cid, "thanks")
+    history = scripted_backend.requests[-1].messages
+    assert any("support@example-store.com" in m["content"] for m in history[1:])
+
+    scripted_backend.queue("We send a reset link to jane.doe@mail.example.org that works for 1 hour.")
+    app_config.kb.answer_threshold = app_config.kb.draft_threshold = 0.0  # the hash embedder scores this one low
+    cid = engine.start_conversation()
+    reply = engine.reply(cid, "I forgot my password, my e-mail is jane.doe@mail.example.org")
+    assert not reply.fallback, reply.rejection  # the customer's own address may be echoed to them
+    question, answer = engine.store.messages(cid)[-2:]
+    assert "jane.doe" not in question.text and "jane.doe" not in answer.text and "[EMAIL]" in answer.text

@@ -60,3 +60,14 @@ def test_shop_texts_are_not_masked(text):
 def test_redact(text, expected):
     assert redact(text) == expected
     assert redact(expected) == expected  # idempotent
+
+
+def test_keep_leaves_the_shop_s_own_values_and_masks_the_rest():
+    from chatbot.redact import redact, shop_values
+
+    faq = "Write to support@example-store.com or call +1 555 0100."
+    keep = shop_values([faq])
+    assert set(keep) >= {"support@example-store.com", "+1 555 0100"}
+    text = "Write to support@example-store.com or call +1 555 0100; we reply to jane@mail.example.org."
+    assert redact(text, keep) == "Write to support@example-store.com or call +1 555 0100; we reply to [EMAIL]."
+    assert redact(text) == "Write to [EMAIL] or call [PHONE]; we reply to [EMAIL]."
