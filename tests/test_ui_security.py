@@ -298,3 +298,64 @@ def test_agents_rejection_reasons_are_stored_redacted(engine):
         assert "4111" not in text and "jane" not in text and "de89" not in text, text
         assert "[CARD]exp12/26" in text and "[EMAIL]" in text and "[ACCOUNT]" in text
     assert "[CARD]" in store.messages(conversation)[0].text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"messages": [{"role": "user", "content": "hi"}], "stream": 1e999}', "stream"),
+        ('{"messages": [{"role": "user", "content": NaN}]}', "messages.0.content"),
+        ('{"messages": [{"role": "user", "content": "hi"}], "conversation_id": -1e999}', "conversation_id"),
+        ('{"messages": "hi"}', "messages"),
+        ("[1]", "body"),
+        ("{not json", "JSON decode error"),
+    ],
+)
+def test_v1_bad_types_get_a_4xx_with_a_message(live_reset, body, field):
+    """Item 11: `"stream": 1e999` was a 500 (FastAPI could not serialize the infinite value it echoed)."""
+    response = httpx.post(live_reset.url + "/v1/chat/completions", content=body,
+                          headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
+    error = response.json()["error"]
+    assert response.status_code == 422 and error["code"] == "invalid_body"
+    assert field in error["message"] and "inf" not in error["message"].lower()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/gradio_api/call/nope", {"data": []}, 404),
+        ("/gradio_api/call/v2/nope", {}, 404),
+        ("/gradio_api/run/nope", {"data": []}, 404),
+        ("/gradio_api/api/nope/", {"data": []}, 404),
+        ("/gradio_api/queue/join", {"data": [], "fn_index": 999, "session_hash": "x"}, 404),
+        ("/gradio_api/queue/join", {"data": [], "api_name": "/nope", "session_hash": "x"}, 422),
+        ("/gradio_api/queue/join", '{"data": [], "fn_index": 1e999, "session_hash": "x"}', 422),
+        ("/gradio_api/queue/join", '{"data": [], "fn_index": "x", "session_hash": "x"}', 422),
+        ("/agent/gradio_api/call/nope", {"data": []}, 404),
+        ("/admin/gradio_api/queue/join", {"data": [], "fn_index": 999, "session_hash": "x"}, 404),
+    ],
+)
+def test_unknown_gradio_endpoints_get_a_4xx(live_reset, capfd, path, body, status):
+    """Item 11: an unknown api_name or fn_index was a 500 or a reset connection, with a traceback in the log."""
+    cookies = {COOKIE: live_reset.login("ada")} if path.startswith(("/agent", "/admin")) else {}
+    content = body if isinstance(body, str) else json.dumps(body)
+    response = httpx.post(live_reset.url + path, content=content, cookies=cookies, timeout=30,
+                          headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == status and response.json()["detail"]
+    assert "Traceback" not in capfd.readouterr().err
+    anonymous = httpx.post(live_reset.url + path, content=content, timeout=30)
+    assert anonymous.status_code == (401 if cookies else status)  # the login check comes first
+
+
+def test_a_refused_customer_message_logs_one_line(live_reset, capfd, caplog):
+    """Item 11: every refused message logged a traceback."""
+    import logging
+
+    from gradio_client import Client
+
+    customer = Client(live_reset.url + "/", verbose=False)
+    with caplog.at_level(logging.INFO, logger="ui.customer"), pytest.raises(Exception, match="too long"):
+        customer.predict("x" * 5000, "", api_name="/send")
+    assert "Traceback" not in capfd.readouterr().err
+    lines = [r.getMessage() for r in caplog.records if r.name == "ui.customer"]
+    assert lines == ["message refused (too_long): the message is too long (5000 characters; at most 4000); shorten it"]

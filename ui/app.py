@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, safe_next
+from ui.errors import GradioEndpointCheck, api_validation_handler, gradio_validation_handler
 from ui.security import LimitsMiddleware
 from ui.throttle import LoginThrottle
 
@@ -21,6 +22,7 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     """
     import gradio as gr
     from fastapi import FastAPI, Form, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, RedirectResponse
 
     from chatbot.config import AppConfig
@@ -51,8 +53,11 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     limits = config.limits
     throttle = LoginThrottle(limits.login_failures, limits.login_address_failures, limits.login_lockout_s)
     app.state.login_throttle = throttle
+    pages: dict[str, Any] = {}  # mount prefix -> Blocks, filled below once the pages are built
+    app.add_middleware(GradioEndpointCheck, pages=pages)  # innermost: unknown endpoints after the login check
     app.add_middleware(GuardMiddleware, store=store)
     app.add_middleware(LimitsMiddleware, max_body_bytes=config.limits.max_body_bytes)  # outermost: before any login
+    app.add_exception_handler(RequestValidationError, api_validation_handler)
     app.include_router(create_router(engine, config, active))
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
@@ -106,6 +111,10 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     gr.mount_gradio_app(app, admin_blocks, path="/admin", auth_dependency=gradio_auth(store, ("admin",)),
                         max_file_size=admin.MAX_FAQ_BYTES, **common)  # fmt: skip
     gr.mount_gradio_app(app, customer_blocks, path="/", **common)  # last: it matches every other path
+    pages.update({"/agent": agent_blocks, "/admin": admin_blocks, "": customer_blocks})
+    for route in app.routes:
+        if getattr(route, "app", None) is not None and hasattr(route.app, "get_blocks"):  # a mounted Gradio app
+            route.app.add_exception_handler(RequestValidationError, gradio_validation_handler)
     for blocks in app.state.blocks.values():
         # Gradio checks a file named in a call (only its own uploads are accepted, blocked_paths never) only for
         # apps that "launched"; a mounted app never does, so without this any server file could be copied.

@@ -2,11 +2,14 @@
 by a timer, "talk to a person", thumbs, stop, and the conversation kept in the browser across reloads."""
 
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from ui.render import Rendered, as_text, render_messages
+
+log = logging.getLogger(__name__)
 
 POLL_S = 2.0
 """How often an open chat page looks for agent replies."""
@@ -88,8 +91,9 @@ class CustomerChat:
         cancel = threading.Event()
         try:
             stream = self.engine.stream(conversation_id, text or "", cancel=cancel)
-        except InputError as exc:
-            raise gr.Error(str(exc), title="Message not sent") from None
+        except InputError as exc:  # the customer's mistake, not the server's: one log line, no traceback
+            log.info("message refused (%s): %s", exc.code, exc)
+            raise gr.Error(str(exc), title="Message not sent", print_exception=False) from None
         with self._lock:
             self._cancels[conversation_id] = cancel
         history = [*view.history, {"role": "user", "content": as_text(text.strip())}]
