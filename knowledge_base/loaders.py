@@ -373,5 +373,5 @@ def load_conversations(path: str | Path) -> list[ConversationRow]:
     if not out and not problems:
         problems.append(Problem(0, "the file has no conversations"))
     if problems:
-        raise FaqValidationError(path, problems)
+        raise FaqValidationError(path, sorted(problems, key=lambda p: p.line))
     return out

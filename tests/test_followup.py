@@ -110,7 +110,8 @@ def test_a_followup_to_nothing_gets_no_borrowed_confidence(demo_kb):
 
 
 def test_a_new_question_after_an_answer_is_not_answered_from_the_old_topic(demo_kb):
-    result = contextual_search(demo_kb, _after(demo_kb, "What delivery options do you have?", "do you sell gift cards?"))
+    query = _after(demo_kb, "What delivery options do you have?", "do you sell gift cards?")
+    result = contextual_search(demo_kb, query)
     assert result.hits[0].score < demo_kb.config.answer_threshold
 
 
