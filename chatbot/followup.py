@@ -5,11 +5,13 @@ it is handed off or drafted from an unrelated entry. `contextual_search` searche
 with the conversation's topic (the latest earlier customer message that was not itself a follow-up, and those
 after it), scores the previous answer's sources for both, and fuses:
 
-    context(e) = w * ((1 - prior_weight) * score(topic + message, e) + prior_weight * prior(e))
+    context(e) = w * ((1 - prior_weight) * score(topic + message, e) + prior_weight * prior(e))  # a previous source
+    context(e) = w * score(topic + message, e)                                                  # any other entry
     score(e)   = max(score(message, e), context(e))
 
 `prior(e)` is the previous answer's top score for its best source (`prior_decay` times that for the next ones):
-a follow-up to a confidently answered question stays as confident as the context warrants. `w` is
+a follow-up to a confidently answered question stays as confident as the context warrants, one to a draft is
+less sure, and one to nothing (no previous sources) borrows no confidence. `w` is
 `referring_weight` for messages that refer back ("how much is the fast one?", "and for that?", pronouns, no content
 word of their own) and `plain_weight` for the others, so a new question ("do you sell gift cards?") is not
 answered from the old topic. A message that alone confidently matches an entry other than the previous sources is
@@ -98,8 +100,8 @@ def _words(text: str) -> list[str]:
 
 def is_referring(text: str) -> bool:
     """Whether `text` refers back to the conversation: a pronoun or demonstrative ("when will it show up?"), an
-    opening that continues ("and for that?", "what about the membership?"), or no content word of its own
-    ("how long do I have?")."""
+    opening that continues ("and for that?", "what about the membership?"), or at most one content word of its own
+    ("how long do I have?", "how long is the link valid?")."""
     words = _words(text)
     if not words:
         return True
