@@ -238,7 +238,7 @@ _PARAPHRASES = (
     "item product article",
     "get receive obtain",
     "change edit modify update amend correct",
-    "see view check find look locate",
+    "see view check find look locate show",
     "email mail write",
     "call phone ring",
     "start begin initiate",
@@ -266,14 +266,17 @@ _PHRASES = tuple(
         (r"\b(?:log(?:ged|ging)?[ -]?(?:in|on)|sign(?:ed|ing)?[ -]in|signin)\b", "signin"),
         (r"\b(?:sign(?:ed|ing)?[ -]up|signup|register(?:ed|ing)?|registration)\b", "signup"),
         (r"\breach out to\b", "contact"),
+        (r"\bshow(?:s|ed|ing)? up\b", "appear"),
         (r"\b(?:cannot|unable to)\b", "can not"),
         (r"\b(?:unavailable|not available)\b", "not available"),
         (r"\bhave a (?:nice|great|good|wonderful|lovely) (?:day|evening|weekend)\b", ""),
+        (r"\b(?:in (?:this|that|which) case|no problem|i(?:'m| am) afraid)\b", ""),
         (r"\bsend (?:it |them |the item |the items )?back\b", "return"),
     )
 )
 
 
+@lru_cache(maxsize=16384)
 def _stem(word: str) -> str:
     """A light suffix stripper: invoices/invoice, picked/pick, shipping/ship, deliveries/delivery, changes/change."""
     w = _IRREGULAR.get(word, word)
@@ -499,10 +502,13 @@ def _polarity_view(tokens: list[_Token]) -> list[_Token]:
     return out
 
 
-def _sentence(text: str) -> _Sentence:
-    tokens = _tokens(_mask_contacts(text))
-    view = _polarity_view(tokens)
-    return _Sentence(frozenset(t.key for t in tokens if t.content), any(t.stem in _NEGATIONS for t in view))
+def _negation(tokens: list[_Token]) -> str:
+    """The first negation outside conditional clauses, as written; "" when the statement affirms."""
+    return next((t.text for t in _polarity_view(tokens) if t.stem in _NEGATIONS), "")
+
+
+def _sentence(tokens: list[_Token]) -> _Sentence:
+    return _Sentence(frozenset(t.key for t in tokens if t.content), bool(_negation(tokens)))
 
 
 @lru_cache(maxsize=256)
@@ -529,7 +535,7 @@ def _index(evidence: Evidence) -> _Index:
         quantities.extend(found)
         numbers.update(v for q in found for v in (q.lo, q.hi) if v)
         numbers.update(_number_key(m) for m in _NUMBER.findall(masked))
-        sentences.extend(_sentence(s) for s in split_claims(text))
+        sentences.extend(_sentence(_tokens(_mask_contacts(s))) for s in split_claims(text))
     for text in evidence.customer:
         text = _normal(text)
         emails.update(m.lower() for m in _EMAIL.findall(text))
@@ -549,7 +555,7 @@ def _index(evidence: Evidence) -> _Index:
 # Checking one sentence
 
 _ACTIONS = (
-    r"send|e-?mail|mail|forward|cancel|refund|reimburse|process|change|update|modify|edit|amend|arrange|escalate|"
+    r"send|sent|re-?send|retry|e-?mail|mail|forward|cancel|refund|reimburse|process|change|update|modify|edit|amend|arrange|escalate|"
     r"issue|ship|re-?ship|book|reset|remove|delete|create|open|close|call|ring|transfer|credit|waive|apply|"
     r"re-?order|replace|expedite|investigate|fix|resolve|handle|pass|notify|upgrade|downgrade|unlock|reactivate|"
     r"activate|deactivate|register|sign you|subscribe|unsubscribe|add|place|submit|file|log|report|raise|approve|"
@@ -611,9 +617,9 @@ def _check_contacts(sentence: str, index: _Index) -> str:
     return ""
 
 
-def _check_quantities(sentence: str, index: _Index) -> str:
-    masked = _mask_contacts(_normal(sentence))
-    for q in _quantities(masked):
+def _check_quantities(masked: str, index: _Index) -> str:
+    found = _quantities(masked)
+    for q in found:
         if q.hi is None and q.lo in index.identifiers:
             continue  # the customer's own order number, whatever word follows it ("order 00123842 free of charge")
         if q.unit is None:
@@ -629,18 +635,15 @@ def _check_quantities(sentence: str, index: _Index) -> str:
         return f"states {q.describe()}, which no source states"
     for match in _NUMBER.finditer(masked):  # digits inside words ("A4", "2x") and anything the units missed
         value = _number_key(match.group())
-        if value not in index.numbers and value not in index.identifiers and not _listed(value, masked):
+        # the pieces of a range or a time written "9am" were checked as quantities above
+        listed = any(value in (q.lo, q.hi) for q in found)
+        if value not in index.numbers and value not in index.identifiers and not listed:
             return f"states the number {value}, which no source has"
     return ""
 
 
-def _listed(value: str, text: str) -> bool:
-    # the pieces of a range or a time written "9am" are checked as quantities already
-    return any(value in (q.lo, q.hi) for q in _quantities(text))
-
-
-def _check_paths(sentence: str, index: _Index) -> str:
-    for match in _PATH.finditer(_mask_contacts(_normal(sentence))):
+def _check_paths(masked: str, index: _Index) -> str:
+    for match in _PATH.finditer(masked):
         tokens = _tokens(match.group())
         if tokens[0].text.lower() in _PATH_VERBS:  # "Open Account > Invoices": the verb is not part of the path
             tokens = tokens[1:]
@@ -699,8 +702,8 @@ def _check_words(tokens: list[_Token], index: _Index) -> str:
     return ""
 
 
-def _check_polarity(sentence: str, index: _Index) -> str:
-    claim = _sentence(sentence)
+def _check_polarity(tokens: list[_Token], negation: str, index: _Index) -> str:
+    claim = _Sentence(frozenset(t.key for t in tokens if t.content), bool(negation))
     if not claim.keys or not index.sentences:
         return ""
     scores = [(len(claim.keys & s.keys), s) for s in index.sentences]
@@ -710,49 +713,43 @@ def _check_polarity(sentence: str, index: _Index) -> str:
     matches = [s for score, s in scores if score == best]
     if any(s.negated == claim.negated for s in matches):
         return ""
-    word = next(t.text for t in _polarity_view(_tokens(sentence)) if t.stem in _NEGATIONS) \
-        if claim.negated else ""  # fmt: skip
-    if claim.negated:
-        return f"says {_quote([word])} where the source affirms"
+    if negation:
+        return f"says {_quote([negation])} where the source affirms"
     return "affirms what the source denies"
 
 
-def _check_yes_then_no(sentence: str, after_yes: bool) -> str:
-    if not (after_yes or _ANSWER_YES.search(sentence)):
-        return ""
-    view = _polarity_view(_tokens(sentence))
-    negation = next((t.text for t in view if t.stem in _NEGATIONS), "")
-    if negation:
+def _check_yes_then_no(sentence: str, after_yes: bool, negation: str) -> str:
+    if negation and (after_yes or _ANSWER_YES.search(sentence)):
         return f"answers 'Yes' and then says {_quote([negation])}"
     return ""
 
 
-def _check(sentence: str, evidence: Evidence, after_yes: bool = False) -> Claim:
+def _judge(sentence: str, evidence: Evidence, after_yes: bool = False) -> tuple[Claim, bool]:
+    """The claim, and whether it is a bare "Yes." whose meaning comes from the next sentence."""
     index = _index(evidence)
-    tokens = _tokens(_mask_contacts(_normal(sentence)))
-    for reason in (
-        _check_promise(sentence),
-        _check_yes_then_no(sentence, after_yes),
-        _check_contacts(sentence, index),
-        _check_quantities(sentence, index),
-        _check_paths(sentence, index),
-        _check_words(tokens, index),
-        _check_names(sentence, tokens, index),
-        _check_polarity(sentence, index),
-    ):
-        if reason:
-            return _fail(sentence, reason)
-    return _ok(sentence)
-
-
-def _bare_yes(sentence: str) -> bool:
-    """A sentence that only says yes ("Yes.", "Yes, of course!"): its meaning comes from the next one."""
-    return bool(_ANSWER_YES.search(sentence)) and not any(t.content for t in _tokens(sentence))
+    masked = _mask_contacts(_normal(sentence))
+    tokens = _tokens(masked)
+    negation = _negation(tokens)
+    checks = (
+        lambda: _check_promise(sentence),
+        lambda: _check_yes_then_no(sentence, after_yes, negation),
+        lambda: _check_contacts(sentence, index),
+        lambda: _check_quantities(masked, index),
+        lambda: _check_paths(masked, index),
+        lambda: _check_words(tokens, index),
+        lambda: _check_names(sentence, tokens, index),
+        lambda: _check_polarity(tokens, negation, index),
+    )
+    for check in checks:
+        if reason := check():
+            return _fail(sentence, reason), False
+    bare_yes = bool(_ANSWER_YES.search(sentence)) and not any(t.content for t in tokens)
+    return _ok(sentence), bare_yes
 
 
 def check_sentence(sentence: str, evidence: Evidence) -> Claim:
     """Whether one sentence (or list item) is supported by `evidence`; the reason names what is not."""
-    return _check(sentence.strip(), evidence)
+    return _judge(sentence.strip(), evidence)[0]
 
 
 def _cut_off(sentence: str, terminated: bool, complete: bool) -> bool:
@@ -773,8 +770,8 @@ def check_reply(reply: str, evidence: Evidence, *, complete: bool = True) -> Cla
         if n == len(spans) - 1 and _cut_off(sentence, terminated, complete):
             claims.append(_fail(sentence, _CUT_OFF))
             continue
-        claims.append(_check(sentence, evidence, after_yes))
-        after_yes = _bare_yes(sentence)
+        claim, after_yes = _judge(sentence, evidence, after_yes)
+        claims.append(claim)
     return ClaimReport(tuple(claims))
 
 
@@ -802,11 +799,10 @@ class ClaimGate:
         upto = len(self.released)
         for start, end, _ in spans:
             sentence = self.text[start:end].strip()
-            claim = _check(sentence, self.evidence, self._after_yes)
+            claim, self._after_yes = _judge(sentence, self.evidence, self._after_yes)
             if not claim.ok:
                 self.failed, self.failure = True, claim
                 break
-            self._after_yes = _bare_yes(sentence)
             self._checked = end
             if not self._after_yes:
                 upto = end

@@ -34,6 +34,7 @@ FALSE_REPLIES = [
      "promises an action the bot cannot take ('I can change')"),
     ("Ok, I'll send you a link.", ("recover_password",), "promises an action the bot cannot take ('I'll send')"),
     ("I have cancelled your order.", ("cancel_order",), "promises an action"),
+    ("I have sent you a reset link.", ("recover_password",), "promises an action the bot cannot take ('I have sent')"),
     ("Let me process the refund for you.", ("get_refund",), "promises an action"),
     ("I've refunded the full price.", ("check_refund_policy",), "promises an action"),
     ("Standard delivery takes 3 business days.", ("delivery_period",), "states 3 business days; the sources say"),
@@ -112,6 +113,7 @@ FAITHFUL_REPLIES = [
     ("You can save up to 10 addresses and mark one as your default.", ("set_up_shipping_address",)),
     ("There is no fee for cancelling an order before it ships.", ("check_cancellation_fee",)),
     ("If the link does not arrive, check your spam folder.", ("recover_password",)),
+    ("You can see the status under My Orders > Returns.", ("track_refund",)),
     ("Sure! You can cancel an order free of charge until it ships. Happy to help.", ("cancel_order",)),
     ("Thanks for asking. A colleague will help you with anything else.", ("cancel_order",)),
     ("- Open My Orders.\n- Pick the order.\n- Press Cancel order.", ("cancel_order",)),
@@ -128,6 +130,14 @@ def test_faithful_paraphrases_are_accepted(reply, ids):
 @pytest.mark.parametrize("entry", sorted(FAQ))
 def test_every_faq_answer_supports_itself(entry):
     assert check_reply(FAQ[entry]["answer"], evidence(entry)).ok
+
+
+def test_empty_and_odd_input():
+    assert check_reply("", evidence("cancel_order")).ok and check_reply("", evidence("cancel_order")).claims == ()
+    assert check_reply("Standard delivery takes ３-５ business days.", evidence("delivery_period")).ok  # full-width
+    nothing = Evidence(())
+    assert check_reply("Thanks for asking!", nothing).ok
+    assert "no source mentions" in check_reply("Delivery is quick.", nothing).reason
 
 
 def test_earlier_turns_count_as_evidence():
