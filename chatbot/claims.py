@@ -486,7 +486,8 @@ class _Index:
 
 
 def _stem_text(texts: Iterable[str]) -> str:
-    return " | ".join(" ".join(t.stem for t in _tokens(_mask_contacts(text))) for text in texts)
+    # hyphens split, so "VA-accredited" matches "VA - accredited" and "pick-up" matches "pick up"
+    return " | ".join(" ".join(t.stem for t in _tokens(_mask_contacts(text))).replace("-", " ") for text in texts)
 
 
 def _polarity_view(tokens: list[_Token]) -> list[_Token]:
@@ -591,7 +592,7 @@ def _fail(sentence: str, reason: str) -> Claim:
 
 
 def _phrase_in(stems: list[str], haystack: str) -> bool:
-    return " " + " ".join(stems) + " " in haystack
+    return " " + " ".join(stems).replace("-", " ") + " " in haystack
 
 
 def _quote(words: Iterable[str]) -> str:

@@ -140,6 +140,12 @@ def test_empty_and_odd_input():
     assert "no source mentions" in check_reply("Delivery is quick.", nothing).reason
 
 
+def test_hyphenated_names_match_however_the_source_spaces_them():
+    source = Evidence(("A Veterans Service Organization or VA - accredited attorney can help you request a review.",))
+    assert check_reply("A VA-accredited attorney can help you request a review.", source).ok
+    assert not check_reply("A VA-approved attorney can help you request a review.", source).ok
+
+
 def test_earlier_turns_count_as_evidence():
     earlier = ("Standard delivery takes 3-5 business days.",)
     assert check_reply("So 3-5 business days it is.", evidence("track_order", earlier=earlier)).ok
