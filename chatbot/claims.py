@@ -280,6 +280,8 @@ _PHRASES = tuple(
 def _stem(word: str) -> str:
     """A light suffix stripper: invoices/invoice, picked/pick, shipping/ship, deliveries/delivery, changes/change."""
     w = _IRREGULAR.get(word, word)
+    if "-" in w:
+        return "-".join(_stem(part) for part in w.split("-"))
     if len(w) <= 3 or not w.isalpha():
         return w
     if w.endswith(("ies", "ied")) and len(w) > 4:
@@ -531,7 +533,7 @@ def _index(evidence: Evidence) -> _Index:
         for t in _tokens(masked):
             support.update((t.key, t.stem))
             if "-" in t.stem:
-                support.update(_stem(p) for p in t.stem.split("-"))
+                support.update(t.stem.split("-"))
         found = _quantities(masked)
         quantities.extend(found)
         numbers.update(v for q in found for v in (q.lo, q.hi) if v)
@@ -695,7 +697,7 @@ def _check_words(tokens: list[_Token], index: _Index) -> str:
             continue
         if t.key in index.echo:
             continue
-        if "-" in t.stem and all(_stem(p) in index.support or _stem(p) in _STOP_STEMS for p in t.stem.split("-")):
+        if "-" in t.stem and all(p in index.support or p in _STOP_STEMS for p in t.stem.split("-")):
             continue
         if t.key in index.customer_policy:
             return f"says {_quote([t.text])}, which only the customer said; policy comes from the sources"
