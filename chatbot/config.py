@@ -237,6 +237,37 @@ class ServerConfig:
     import_dir: str = "import"
     """The one folder `POST /api/faq/reload` may build a file from (relative to `$CHATBOT_HOME`, or absolute);
     symlinks are refused."""
+    root_url: str | None = None
+    """The app's public origin (`https://support.example.com`): the pages' Gradio config names it as their root,
+    and browsers' requests must come from it. Unset: the request's own `Host` (`X-Forwarded-Host` and
+    `X-Gradio-Server` headers are dropped). Set it before exposing the app, e.g. behind a TLS proxy."""
+    allowed_origins: tuple[str, ...] = ()
+    """Other sites (`https://shop.example.com`) that may embed the customer chat in a frame (`frame-ancestors`) and
+    call it and `/v1` from their pages (CORS, without credentials). The agent console and admin page accept
+    state-changing requests and framing from the app's own origin only."""
+
+    def __post_init__(self) -> None:
+        if self.root_url is not None and not _is_origin(self.root_url):
+            raise ValueError(f"server.root_url takes scheme://host[:port] with no path, e.g. "
+                             f"https://support.example.com; got {self.root_url!r}")  # fmt: skip
+        for origin in self.allowed_origins:
+            if not _is_origin(origin):
+                raise ValueError(f"server.allowed_origins takes scheme://host[:port] with no path, e.g. "
+                                 f"https://shop.example.com; got {origin!r}")  # fmt: skip
+
+
+def _is_origin(value: str) -> bool:
+    """Whether `value` is `http(s)://host[:port]` (a trailing `/` allowed), with nothing else."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        return False
+    return parts.path in ("", "/")
 
 
 @dataclass

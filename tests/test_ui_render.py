@@ -11,7 +11,7 @@ from ui.render import HOLD_PREFIX, as_text, render_messages
 CASES = [
     ("<script>alert(1)</script>", "&lt;script&gt;"),
     ('<img src=x onerror="alert(1)">', "&lt;img src=x onerror="),
-    ("**bold** _it_ [link](http://x)", r"\*\*bold\*\* \_it\_ \[link\]\(http://x\)"),
+    ("**bold** _it_ [link](javascript:x)", r"\*\*bold\*\* \_it\_ \[link\]\(javascript:x\)"),
     ("> quote", "&gt; quote"),
     ("$x^2$", r"\$x^2\$"),
     ("مرحبا، أين طلبي؟", "مرحبا، أين طلبي؟"),

@@ -359,3 +359,65 @@ def test_a_refused_customer_message_logs_one_line(live_reset, capfd, caplog):
     assert "Traceback" not in capfd.readouterr().err
     lines = [r.getMessage() for r in caplog.records if r.name == "ui.customer"]
     assert lines == ["message refused (too_long): the message is too long (5000 characters; at most 4000); shorten it"]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("see http://evil.example/a_b.", r"see [http\://evil\.example/a\_b](http://evil.example/a_b)\."),
+        (
+            "https://shop.example/wiki/Foo_(bar), ok",
+            r"[https\://shop\.example/wiki/Foo\_\(bar\)](https://shop.example/wiki/Foo_\(bar\)), ok",
+        ),
+        (
+            "HTTP://Shop.Example:8080/p?q=1&r=2#top",
+            r"[HTTP\://Shop\.Example:8080/p?q=1&amp;r=2\#top](HTTP://Shop.Example:8080/p?q=1&r=2#top)",
+        ),
+        ("xhttp://evil.example", r"xhttp\://evil\.example"),  # not an address: not linked, not auto-linkable either
+        ("[a](http://evil.example)", r"\[a\]\([http\://evil\.example](http://evil.example)\)"),
+    ],
+)
+def test_auto_links_keep_no_escape_backslashes(text, shown):
+    """Item 12: the renderer auto-linked escaped text, so the target read `http://evil%5C.example/...`. Addresses
+    are explicit links now, to exactly the address written (the target's `\\(` is the renderer's escape of `(`);
+    checked against marked 15, which Gradio's Chatbot uses: `<a href="http://evil.example/a_b">`."""
+    from ui.render import as_text
+
+    assert as_text(text) == shown
+
+
+def gradio_root(app, path: str = "/config", cookies: dict | None = None, **headers: str) -> str:
+    from fastapi.testclient import TestClient
+
+    forged = {"x-forwarded-host": "evil.example", "x-gradio-server": "http://evil2.example", **headers}
+    with TestClient(app, cookies=cookies or {}) as client:
+        response = client.get(path, headers=forged)
+    assert response.status_code == 200, response.text
+    return response.json()["root"]
+
+
+def test_gradio_root_is_not_taken_from_forwarded_headers(ui_app):
+    """Item 12: `X-Forwarded-Host` was copied into the pages' `/config` `root` (the browser then calls that host)."""
+    assert gradio_root(ui_app) == "http://testserver"
+
+
+def test_a_configured_root_url_is_every_pages_root(engine):
+    from ui.app import create_app
+
+    engine.config.server.root_url = "https://Support.Example.com/"
+    app = create_app(engine.config, engine)
+    engine.store.add_user("ada", "admin", "ada-password-1")
+    cookies = {COOKIE: engine.store.create_session("ada", 60)}
+    assert gradio_root(app, host="evil.example") == "https://support.example.com"
+    assert gradio_root(app, "/agent/config", cookies) == "https://support.example.com/agent"
+    assert gradio_root(app, "/admin/config", cookies) == "https://support.example.com/admin"
+
+
+@pytest.mark.parametrize(
+    "field", [{"root_url": "support.example.com"}, {"root_url": "https://a.example/x"}, {"allowed_origins": ("*",)}]
+)
+def test_bad_site_settings_are_refused(field):
+    from chatbot.config import ServerConfig
+
+    with pytest.raises(ValueError, match="server.(root_url|allowed_origins)"):
+        ServerConfig(**field)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, safe_next
 from ui.errors import GradioEndpointCheck, api_validation_handler, gradio_validation_handler
-from ui.security import LimitsMiddleware
+from ui.security import LimitsMiddleware, SiteMiddleware
 from ui.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     pages: dict[str, Any] = {}  # mount prefix -> Blocks, filled below once the pages are built
     app.add_middleware(GradioEndpointCheck, pages=pages)  # innermost: unknown endpoints after the login check
     app.add_middleware(GuardMiddleware, store=store)
-    app.add_middleware(LimitsMiddleware, max_body_bytes=config.limits.max_body_bytes)  # outermost: before any login
+    app.add_middleware(LimitsMiddleware, max_body_bytes=config.limits.max_body_bytes)  # before any login
+    app.add_middleware(SiteMiddleware, root_url=config.server.root_url)  # outermost
     app.add_exception_handler(RequestValidationError, api_validation_handler)
     app.include_router(create_router(engine, config, active))
 

@@ -1,7 +1,10 @@
 """Turning stored messages into what the Gradio Chatbot shows. Pure functions, no Gradio import.
 
 Everything a customer, an agent or the model wrote is shown as text: Markdown punctuation is backslash-escaped
-and `<`, `>`, `&` become entities, so `<script>` or `<img onerror=...>` appear literally and never run.
+and `<`, `>`, `&` become entities, so `<script>` or `<img onerror=...>` appear literally and never run. Web
+addresses become explicit Markdown links whose target is the address exactly as written: left to the renderer's
+auto-linking, the escapes ended up inside the target (`http://evil%5C.example/`, which a browser reads as another
+host and path).
 """
 
 from __future__ import annotations
@@ -13,13 +16,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")  # not < > &: html.escape turns those into entities
+# http(s) addresses: a host name, an optional port, then anything but spaces, quotes, brackets and backslashes.
+_URL = re.compile(r"\bhttps?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:[/?#][^\s<>\"'`\\\[\]{}|^]*)?", re.I)
+_URL_TRAILING = ".,:;!?*_~()"
+"""Sentence punctuation after an address is not part of it (a closing bracket only when unbalanced)."""
 HOLD_PREFIX = "⏳ "
 AGENT_LABEL = "👤 *Support team:*"
 
 
+def _escaped(text: str) -> str:
+    # "\://" keeps the renderer from auto-linking what is left of an address (its target would keep the escapes)
+    return html.escape(_MD_SPECIAL.sub(r"\\\1", text), quote=False).replace("://", "\\://")
+
+
+def _trim(url: str) -> str:
+    while url and url[-1] in _URL_TRAILING:
+        if url[-1] == ")" and url.count("(") >= url.count(")"):
+            break
+        url = url[:-1]
+    return url
+
+
+def _link(url: str) -> str:
+    target = url.replace("(", "\\(").replace(")", "\\)")  # the renderer unescapes a link target's punctuation
+    return f"[{_escaped(url)}]({target})"
+
+
 def as_text(text: str) -> str:
-    """`text` escaped so the Chatbot's Markdown renderer shows it verbatim (no HTML, no formatting)."""
-    return html.escape(_MD_SPECIAL.sub(r"\\\1", text), quote=False)
+    """`text` escaped so the Chatbot's Markdown renderer shows it verbatim (no HTML, no formatting); web addresses
+    become links to exactly the address shown."""
+    out, at = [], 0
+    for match in _URL.finditer(text):
+        url = _trim(match.group())
+        out += [_escaped(text[at : match.start()]), _link(url)]
+        at = match.start() + len(url)
+    return "".join([*out, _escaped(text[at:])])
 
 
 def plain_title(text: str, limit: int = 90) -> str:

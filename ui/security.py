@@ -1,11 +1,12 @@
-"""Request limits in front of the whole app (an ASGI middleware): uploads only on the admin page, and a cap on the
-size of `/v1` and `/api` request bodies."""
+"""Request limits and the site's identity in front of the whole app (ASGI middlewares): uploads only on the admin
+page, a cap on the size of `/v1` and `/api` request bodies, and a public root URL no request header can change."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 LIMITED_PREFIXES = ("/v1/", "/api/")
 """Paths whose request bodies are capped at `limits.max_body_bytes`."""
@@ -75,3 +76,30 @@ async def _json(send: Any, status: int, message: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of `url`, lower-cased (`https://Shop.Example/x` -> `https://shop.example`)."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}".lower()
+
+
+class SiteMiddleware:
+    """The app's public identity. Gradio builds each page's root URL (which the page's script then calls) from
+    `X-Forwarded-Host` or `X-Gradio-Server` when a request has them: both are dropped, and with `[server]
+    root_url` the root is fixed to it."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], root_url: str | None):
+        self.app = app
+        self.root = [(b"x-gradio-server", origin_of(root_url).encode())] if root_url else []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            kept = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in _ROOT_HEADERS]
+            scope = {**scope, "headers": kept + self.root}
+        await self.app(scope, receive, send)
+
+
+_ROOT_HEADERS = (b"x-forwarded-host", b"x-gradio-server")
