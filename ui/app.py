@@ -55,8 +55,9 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     app.state.login_throttle = throttle
     pages: dict[str, Any] = {}  # mount prefix -> Blocks, filled below once the pages are built
     app.add_middleware(GradioEndpointCheck, pages=pages)  # innermost: unknown endpoints after the login check
+    # the login check before the upload refusal, so an anonymous caller learns nothing about /agent's routes
+    app.add_middleware(LimitsMiddleware, max_body_bytes=config.limits.max_body_bytes)
     app.add_middleware(GuardMiddleware, store=store)
-    app.add_middleware(LimitsMiddleware, max_body_bytes=config.limits.max_body_bytes)  # before any login
     app.add_middleware(SiteMiddleware, root_url=config.server.root_url)  # outermost
     app.add_exception_handler(RequestValidationError, api_validation_handler)
     app.include_router(create_router(engine, config, active))
