@@ -207,7 +207,8 @@ class Engine:
         hits: tuple = ()
         index_version = ""
         followup = False
-        if cfg.routing.mode != "off":
+        with_person = conversation.status == "handoff"
+        if cfg.routing.mode != "off" and not with_person:
             t = time.perf_counter()
             previous = next((m for m in reversed(messages) if m.role == "bot" and m.faq_ids), None)
             query = ContextQuery(
@@ -222,7 +223,7 @@ class Engine:
         plan = make_plan(
             cfg, text, language, hits, index_version, (*history, Turn("user", text)),
             asked_for_human=asks_for_human(text, cfg.routing.human_phrases), dictated=dictates_reply(text),
-            followup=followup,
+            followup=followup, with_person=with_person,
         )  # fmt: skip
         if plan.action != "generate":
             return plan

@@ -3,6 +3,7 @@
 `make_plan` is pure: it takes the message, its language, the conversation so far and the retrieval result, and
 returns a `Plan` with one of three actions:
 
+- `silent`: a person handles the conversation: the message goes to them, the bot neither answers nor drafts;
 - `notice`: a fixed text at once (handoff, refusal of a prompt injection);
 - `verbatim`: an FAQ answer as written (a language the model does not write);
 - `generate`: the model writes the reply from the sources, through the claim check (`chatbot/stream.py`); for the
@@ -20,7 +21,7 @@ from chatbot.notices import notice
 from chatbot.records import Route, Turn
 from chatbot.routing import decide_route, looks_like_injection
 
-Action = Literal["notice", "verbatim", "generate"]
+Action = Literal["silent", "notice", "verbatim", "generate"]
 
 FACT_SOURCE_RATIO = 0.8
 """A reply may rest only on sources scoring at least this share of the top source's score (not a weak third hit)."""
@@ -77,9 +78,14 @@ def make_plan(
     asked_for_human: bool,
     dictated: bool,
     followup: bool = False,
+    with_person: bool = False,
 ) -> Plan:
     """The plan for `text` (see the module docstring). `dictated`: the customer tells the bot what to say, so an
-    agent confirms the reply (a customer's words never become the shop's policy)."""
+    agent confirms the reply (a customer's words never become the shop's policy). `with_person`: the conversation
+    is handed to people, who answer it; the bot stays silent."""
+    if with_person:
+        return Plan(text=text, language=language, route="handoff", action="silent", index_version=index_version,
+                    reason="a person handles this conversation: the bot stays silent", history=history)  # fmt: skip
     decision = decide_route(hits, config.kb, config.routing, asked_for_human)
     route, reason = decision.route, decision.reason
     sources = hits[: config.prompt.max_sources]

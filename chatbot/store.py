@@ -392,12 +392,13 @@ class Store:
         conversation_id: str,
         question: str,
         question_fields: dict[str, Any],
-        reply: str,
+        reply: str | None,
         reply_fields: dict[str, Any],
         draft: dict[str, Any] | None = None,
         handoff_reason: str | None = None,
-    ) -> tuple[int, int, int | None]:
-        """The customer's message, the bot's reply (or notice), an optional draft and handoff, in one transaction.
+    ) -> tuple[int, int | None, int | None]:
+        """The customer's message, the bot's reply (or notice; None while a person handles the conversation and
+        the bot stays silent), an optional draft and handoff, in one transaction.
 
         Returns `(question_id, reply_id, draft_id)`.
         """
@@ -414,7 +415,9 @@ class Store:
                      draft.get("index_version"), draft.get("adapter"), time.time()),
                 ).lastrowid)  # fmt: skip
                 reply_fields = {**reply_fields, "draft_id": draft_id}
-            reply_id = self._insert_message(db, conversation_id, "bot", reply, **reply_fields)
+            reply_id = None
+            if reply is not None:
+                reply_id = self._insert_message(db, conversation_id, "bot", reply, **reply_fields)
             if handoff_reason is not None:
                 self._open_handoff(db, conversation_id, handoff_reason)
         return question_id, reply_id, draft_id

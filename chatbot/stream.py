@@ -195,7 +195,9 @@ class ReplyStream:
         adapter = getattr(engine.backend, "adapter", None)
         sources = plan.hits
         draft_text = None
-        if plan.route == "answer":
+        if plan.action == "silent":
+            text = None
+        elif plan.route == "answer":
             text = outcome.text if outcome is not None else plan.shown_first
         else:
             text = plan.shown_first
@@ -227,13 +229,13 @@ class ReplyStream:
         try:
             _, message_id, draft_id = engine.store.record_exchange(
                 conversation.id, plan.text, {"language": plan.language}, text, reply_fields, draft=draft,
-                handoff_reason=reason if plan.route == "handoff" else None,
+                handoff_reason=reason if plan.route == "handoff" and plan.action != "silent" else None,
             )  # fmt: skip
         except ConversationClosedError:
             message_id, draft_id = None, None
             reason += "; the conversation was closed meanwhile, nothing recorded"
         self._reply = Reply(
-            text=text, route=plan.route, grounded=grounded, language=plan.language, sources=tuple(sources),
+            text=text or "", route=plan.route, grounded=grounded, language=plan.language, sources=tuple(sources),
             index_version=plan.index_version, adapter=adapter, timings=timings, conversation_id=conversation.id,
             message_id=message_id, draft_id=draft_id, fallback=reply_fields["fallback"], reason=reason,
             draft_text=draft_text, cancelled=cancelled, rejected=reply_fields["rejected_text"],

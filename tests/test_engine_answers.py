@@ -150,3 +150,17 @@ def test_the_shop_s_own_contact_details_are_stored_as_written_and_the_customer_s
     assert not reply.fallback, reply.rejection  # the customer's own address may be echoed to them
     question, answer = engine.store.messages(cid)[-2:]
     assert "jane.doe" not in question.text and "jane.doe" not in answer.text and "[EMAIL]" in answer.text
+
+
+def test_the_bot_stays_silent_while_a_person_handles_the_conversation(engine, scripted_backend):
+    cid = engine.start_conversation()
+    engine.request_human(cid)
+    engine.store.agent_reply(cid, "ann", "Hi, Ann here. How can I help?")
+    stream = engine.stream(cid, "How do I get a refund?")
+    assert list(stream) == []
+    reply = stream.reply
+    assert reply.route == "handoff" and reply.text == "" and "a person handles" in reply.reason
+    assert [m.role for m in engine.store.messages(cid)][-2:] == ["agent", "user"]  # the message waits for Ann
+    assert not scripted_backend.requests and not engine.store.pending_drafts()
+    engine.store.resolve_handoff(cid, "ann")
+    assert engine.reply(cid, "How do I get a refund?").route == "answer"

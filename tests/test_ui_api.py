@@ -46,7 +46,7 @@ def test_streamed_completion_arrives_in_pieces(client):
         if chunk.choices and chunk.choices[0].finish_reason:
             finish = chunk.choices[0].finish_reason
             extra = chunk.model_extra["chatbot"]
-    assert len(pieces) > 5, "the reply should stream piece by piece"
+    assert len(pieces) >= 2, "the reply should stream sentence by sentence (each one checked before it is sent)"
     assert finish == "stop" and extra["route"] == "answer"
     assert "".join(pieces).strip() == extra["text"]
     assert extra["sources"][0]["question"] == "How can I track my order?"
