@@ -36,6 +36,7 @@ _REFERRING_TEXT = (
     "former latter he she him her"
 )
 REFERRING_WORDS = frozenset(_REFERRING_TEXT.split())
+_EXISTENTIAL = frozenset(("is", "are", "was", "were", "any"))
 # Openings that continue the previous message.
 CONTINUATIONS = ("and", "also", "what about", "how about", "what if", "but", "so", "then", "plus", "or", "same for")
 # Words (as `tokenize` gives them: lower-case, stemmed) that ask about a detail without naming a topic; what is left
@@ -105,8 +106,10 @@ def is_referring(text: str) -> bool:
     words = _words(text)
     if not words:
         return True
-    if any(w in REFERRING_WORDS for w in words):
-        return True
+    for i, w in enumerate(words):
+        # "is there an app?" asks about something new: an existential "there" does not point back
+        if w in REFERRING_WORDS and not (w == "there" and i and words[i - 1] in _EXISTENTIAL):
+            return True
     joined = " ".join(words)
     if any(joined == c or joined.startswith(c + " ") for c in CONTINUATIONS):
         return True

@@ -149,6 +149,9 @@ def test_unknown_previous_sources_are_ignored(demo_kb):
         ("thanks. how do i leave a review", False),
         ("what payment methods do you accept", False),
         ("do you price match other stores?", False),
+        ("are there any discounts for students?", False),
+        ("is there a fee?", True),
+        ("can I pick it up there?", True),
     ],
 )
 def test_referring_detection(text, referring):
