@@ -76,7 +76,7 @@ def test_login_logout_and_roles(client, engine):
         refused = client.request(method, path)
         assert refused.status_code == 403 and "may not use admin pages" in refused.json()["detail"]
 
-    assert client.get("/logout", follow_redirects=False).status_code == 303
+    assert client.post("/logout", follow_redirects=False).status_code == 303
     assert client.get("/agent/config").status_code == 401
 
     assert login(client, "ada", "ada-password-1", "/admin/").headers["location"] == "/admin/"

@@ -109,7 +109,9 @@ def test_a_conversation_id_alone_opens_nothing(live_reset):
 
 def test_v1_continues_a_conversation_only_with_its_secret(live_reset):
     with httpx.Client(base_url=live_reset.url, timeout=30) as client:
-        first = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hello"}]})
+        # a question the bot answers (a greeting is handed to a person, and then the bot stays quiet)
+        question = {"messages": [{"role": "user", "content": "How can I cancel my order?"}]}
+        first = client.post("/v1/chat/completions", json=question)
         extra = first.json()["chatbot"]
         conversation_id, secret = extra["conversation_id"], extra["conversation_secret"]
         ask = {
@@ -421,3 +423,94 @@ def test_bad_site_settings_are_refused(field):
 
     with pytest.raises(ValueError, match="server.(root_url|allowed_origins)"):
         ServerConfig(**field)
+
+
+def foreign_origin(live) -> str:
+    """A page on another loopback port: the attack run's other origin."""
+    return f"http://127.0.0.1:{int(live.url.rsplit(':', 1)[1]) + 1}"
+
+
+def test_cross_site_logins_logouts_and_uploads_are_refused(live_reset):
+    """Item 9: `POST /login` from another origin was accepted, `GET /logout` worked from any link, and a page on
+    another loopback port uploaded into the admin cache."""
+    live, evil = live_reset, foreign_origin(live_reset)
+    form = {"username": "ann", "password": "ann-password-1", "next": "/agent"}
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for headers in ({"origin": evil}, {"origin": "null"}, {"referer": evil + "/page"}):
+            refused = client.post("/login", data=form, headers=headers)
+            assert refused.status_code == 403 and "cross-site request" in refused.json()["error"]["message"]
+            assert COOKIE not in refused.cookies
+        ok = client.post("/login", data=form, headers={"origin": live.url})
+        assert ok.status_code == 303 and COOKIE in ok.cookies
+
+        session = {COOKIE: ok.cookies[COOKIE]}
+        assert (
+            'method="post" action="/logout"' in client.get("/logout", cookies=session).text
+        )  # a link signs out no one
+        assert client.post("/logout", cookies=session, headers={"origin": evil}).status_code == 403
+        assert live.engine.store.session_user(session[COOKIE]).name == "ann"
+        assert client.post("/logout", cookies=session, headers={"origin": live.url}).status_code == 303
+        assert live.engine.store.session_user(session[COOKIE]) is None
+
+        admin = {COOKIE: live.login("ada")}
+        upload = {"files": ("faq.jsonl", b"{}\n")}
+        before = cached_copies("faq.jsonl")
+        refused = client.post("/admin/gradio_api/upload", files=upload, cookies=admin, headers={"origin": evil})
+        assert refused.status_code == 403 and cached_copies("faq.jsonl") == before
+        call = client.post("/agent/gradio_api/call/refresh", json={"data": [None, None, None]},
+                           cookies={COOKIE: live.login("ann")}, headers={"origin": evil})  # fmt: skip
+        assert call.status_code == 403
+        assert client.post("/admin/gradio_api/upload", files=upload, cookies=admin,
+                           headers={"origin": live.url}).status_code == 200  # fmt: skip
+
+
+def test_gradio_does_not_echo_a_foreign_origin_with_credentials(live_reset):
+    """Item 9: a page on another loopback port read `/agent/gradio_api/info` with credentials."""
+    live, evil = live_reset, foreign_origin(live_reset)
+    with httpx.Client(base_url=live.url, timeout=30, cookies={COOKIE: live.login("ann")}) as client:
+        for path in ("/agent/gradio_api/info", "/gradio_api/info", "/config"):
+            read = client.get(path, headers={"origin": evil})
+            assert read.status_code == 200
+            assert "access-control-allow-origin" not in read.headers, path
+            assert "access-control-allow-credentials" not in read.headers, path
+        preflight = client.options("/agent/gradio_api/upload", headers={
+            "origin": evil, "access-control-request-method": "POST"})  # fmt: skip
+        assert preflight.headers.get("access-control-allow-origin") != evil
+
+
+def test_pages_say_who_may_frame_them(live_reset):
+    """Item 9: no page sent CSP, X-Frame-Options or nosniff."""
+    with httpx.Client(base_url=live_reset.url, timeout=30) as client:
+        for path in ("/", "/login", "/agent/", "/v1/models", "/gradio_api/info"):
+            headers = client.get(path, headers={"accept": "text/html"}).headers
+            assert headers["content-security-policy"] == "frame-ancestors 'self'", path
+            assert headers["x-frame-options"] == "SAMEORIGIN" and headers["x-content-type-options"] == "nosniff"
+
+
+def test_allowed_origins_may_frame_the_chat_and_call_v1_but_not_the_console(engine):
+    """Item 9: the website widget's sites ([server] allowed_origins) embed the chat; nobody else does."""
+    from fastapi.testclient import TestClient
+
+    from ui.app import create_app
+
+    shop, evil = "https://shop.example", "https://evil.example"
+    engine.config.server.allowed_origins = (shop,)
+    app = create_app(engine.config, engine)
+    engine.store.add_user("ann", "agent", "ann-password-1")
+    ask = {"messages": [{"role": "user", "content": "How do I track my order?"}]}
+    with TestClient(app) as client:
+        chat = client.get("/", headers={"accept": "text/html"})
+        assert chat.headers["content-security-policy"] == f"frame-ancestors 'self' {shop}"
+        assert "x-frame-options" not in chat.headers
+        console = client.get("/login")
+        assert console.headers["content-security-policy"] == "frame-ancestors 'self'"
+
+        allowed = client.post("/v1/chat/completions", json=ask, headers={"origin": shop})
+        assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == shop
+        assert "access-control-allow-credentials" not in allowed.headers
+        preflight = client.options("/v1/chat/completions", headers={
+            "origin": shop, "access-control-request-method": "POST"})  # fmt: skip
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == shop
+        assert client.post("/v1/chat/completions", json=ask, headers={"origin": evil}).status_code == 403
+        login = {"username": "ann", "password": "ann-password-1"}
+        assert client.post("/login", data=login, headers={"origin": shop}).status_code == 403

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, safe_next
+from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, logout_page, safe_next
 from ui.errors import GradioEndpointCheck, api_validation_handler, gradio_validation_handler
 from ui.security import LimitsMiddleware, SiteMiddleware
 from ui.throttle import LoginThrottle
@@ -23,6 +23,7 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     import gradio as gr
     from fastapi import FastAPI, Form, Request
     from fastapi.exceptions import RequestValidationError
+    from fastapi.middleware.cors import CORSMiddleware
     from fastapi.responses import HTMLResponse, RedirectResponse
 
     from chatbot.config import AppConfig
@@ -58,7 +59,11 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     # the login check before the upload refusal, so an anonymous caller learns nothing about /agent's routes
     app.add_middleware(LimitsMiddleware, max_body_bytes=config.limits.max_body_bytes)
     app.add_middleware(GuardMiddleware, store=store)
-    app.add_middleware(SiteMiddleware, root_url=config.server.root_url)  # outermost
+    # Starlette's CORS middleware, which also turns off Gradio's own (it echoed any loopback Origin, with credentials)
+    app.add_middleware(CORSMiddleware, allow_origins=list(config.server.allowed_origins), allow_credentials=False,
+                       allow_methods=["GET", "POST"], allow_headers=["*"])  # fmt: skip
+    app.add_middleware(SiteMiddleware, root_url=config.server.root_url,
+                       allowed_origins=config.server.allowed_origins)  # outermost  # fmt: skip
     app.add_exception_handler(RequestValidationError, api_validation_handler)
     app.include_router(create_router(engine, config, active))
 
@@ -89,7 +94,11 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
                             secure=request.url.scheme == "https", path="/")  # fmt: skip
         return response
 
-    @app.get("/logout", include_in_schema=False)
+    @app.get("/logout", response_class=HTMLResponse, include_in_schema=False)
+    def logout_form() -> str:  # a link cannot sign anybody out: the form posts from this site
+        return logout_page()
+
+    @app.post("/logout", include_in_schema=False)
     def logout(request: Request):
         token = request.cookies.get(COOKIE)
         if token:

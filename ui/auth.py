@@ -154,5 +154,26 @@ def login_page(next_target: str = "/agent", error: str = "", username: str = "")
 </form></body></html>"""
 
 
+def logout_page() -> str:
+    """The sign-out confirmation: `GET /logout` (the pages' "Sign out" links) shows it, its button posts the form
+    (signing out is a POST, so a link or image on another site cannot do it)."""
+    return """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign out · support desk</title>
+<style>
+ body { font-family: system-ui, sans-serif; background: #f4f4f6; display: grid; place-items: center;
+        min-height: 100vh; margin: 0; }
+ form { background: white; padding: 2rem 2.5rem; border-radius: 12px; box-shadow: 0 2px 12px #0002;
+        display: grid; gap: .8rem; min-width: 18rem; }
+ button { padding: .6rem; font-size: 1rem; background: #ea580c; color: white; border: 0; border-radius: 6px;
+          cursor: pointer; }
+</style></head>
+<body><form method="post" action="/logout">
+<h1>Sign out of the support desk?</h1>
+<button type="submit" autofocus>Sign out</button>
+<a href="/agent">Back to the agent console</a>
+</form></body></html>"""
+
+
 def login_redirect_url(next_target: str) -> str:
     return f"/login?next={quote(next_target)}"
