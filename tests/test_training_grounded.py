@@ -111,9 +111,9 @@ def test_out_of_scope_examples_keep_the_sources_and_hand_off(search):
 
 
 def test_handoff_reply_is_the_engines_notice():
-    from chatbot.engine import NOTICES
+    from chatbot.notices import notice
 
-    assert NOTICES["handoff"]["en"] == HANDOFF_REPLY
+    assert notice("handoff", "en") == HANDOFF_REPLY
 
 
 def _doc2dial(tmp_path):
