@@ -6,6 +6,7 @@ as the field (`[kb]`, `[model]`, `[generation]`, ...). Unknown keys are an error
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,6 +311,87 @@ class EvalConfig:
         return path if path.is_absolute() else chatbot_home() / path
 
 
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """When people answer handed-off chats: some weekdays, one daily span, in one time zone.
+
+    Written `"Mon-Fri 09:00-17:00"` (days as a range or a comma list, `Mon,Wed,Fri`; `closes` after `opens`);
+    `BusinessHours.parse("")` is always open.
+    """
+
+    days: frozenset[int] = frozenset(range(7))
+    """Weekdays with office hours, 0 = Monday."""
+    opens: dt.time = dt.time(0, 0)
+    closes: dt.time = dt.time(23, 59, 59)
+    timezone: str = "UTC"
+
+    @classmethod
+    def parse(cls, text: str, timezone: str = "UTC") -> BusinessHours:
+        """`"Mon-Fri 09:00-17:00"` -> BusinessHours; raises `ValueError` saying what is wrong."""
+        _zone(timezone)
+        if not text.strip():
+            return cls(timezone=timezone)
+        form = 'write it like "Mon-Fri 09:00-17:00" or "Mon,Wed,Fri 08:30-12:00"'
+        try:
+            day_text, span = text.lower().split()
+            opens, closes = (dt.time.fromisoformat(t) for t in span.split("-"))
+            days: set[int] = set()
+            for part in day_text.split(","):
+                first, _, last = part.partition("-")
+                a, b = _DAYS.index(first), _DAYS.index(last or first)
+                days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
+        except ValueError:
+            raise ValueError(f"desk.business_hours {text!r} is not understood: {form}") from None
+        if closes <= opens:
+            raise ValueError(f"desk.business_hours {text!r}: closing time must come after opening time ({form})")
+        return cls(frozenset(days), opens, closes, timezone)
+
+    def is_open(self, now: dt.datetime) -> bool:
+        """Whether a person answers at `now` (an aware datetime)."""
+        local = now.astimezone(_zone(self.timezone))
+        return local.weekday() in self.days and self.opens <= local.time() < self.closes
+
+    def next_opening(self, now: dt.datetime) -> dt.datetime | None:
+        """The next moment people answer, in the configured zone; None while open (or with no office days)."""
+        if self.is_open(now) or not self.days:
+            return None
+        local = now.astimezone(_zone(self.timezone))
+        for ahead in range(8):
+            day = local.date() + dt.timedelta(days=ahead)
+            start = dt.datetime.combine(day, self.opens, tzinfo=local.tzinfo)
+            if day.weekday() in self.days and start > local:
+                return start
+        return None
+
+
+def _zone(name: str) -> dt.tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"desk.timezone {name!r} is not a time zone name (e.g. UTC, Europe/Berlin)") from None
+
+
+@dataclass
+class DeskConfig:
+    business_hours: str = ""
+    """When people answer handed-off chats, e.g. `"Mon-Fri 09:00-17:00"`; empty = always. Outside them the
+    handoff notice says when a person will reply."""
+    timezone: str = "UTC"
+    """The time zone of `business_hours` (an IANA name: `Europe/Berlin`)."""
+    typing_s: float = 6.0
+    """How long an agent counts as typing in a conversation after their last keystroke there."""
+
+    def __post_init__(self) -> None:
+        self.hours = BusinessHours.parse(self.business_hours, self.timezone)
+        if self.typing_s <= 0:
+            raise ValueError("desk.typing_s must be > 0 (seconds)")
+
+
 @dataclass
 class AppConfig:
     kb: KBConfig = field(default_factory=KBConfig)
@@ -324,6 +406,7 @@ class AppConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    desk: DeskConfig = field(default_factory=DeskConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> AppConfig:

@@ -20,7 +20,7 @@ from chatbot.config import AppConfig
 from chatbot.extract import focus_hits
 from chatbot.followup import ContextQuery, contextual_search
 from chatbot.language import detect
-from chatbot.notices import notice
+from chatbot.notices import handoff_notice
 from chatbot.plan import Plan, make_plan
 from chatbot.records import Reply, Turn
 from chatbot.routing import asks_for_human
@@ -157,7 +157,7 @@ class Engine:
         self._require()
         conversation = self._open_conversation(conversation_id)
         language = conversation.language or self.config.language.default
-        text = notice("handoff", language)
+        text = handoff_notice(language, self.config.desk.hours)
         self.store.hand_off(conversation_id, "the customer asked for a person", notice=text)
         last = self.store.messages(conversation_id)[-1]
         return Reply(text, "handoff", False, language, conversation_id=conversation_id, message_id=last.id,

@@ -17,7 +17,7 @@ from typing import Literal
 
 from chatbot.config import AppConfig
 from chatbot.language import model_speaks
-from chatbot.notices import notice
+from chatbot.notices import handoff_notice, notice
 from chatbot.records import Route, Turn
 from chatbot.routing import decide_route, looks_like_injection
 
@@ -109,6 +109,6 @@ def make_plan(
         route, reason = "draft", f"the customer tells the bot what to say: an agent confirms ({reason})"
     if route == "handoff":
         return Plan(route=route, reason=reason, action="notice", hits=sources,
-                    shown_first=notice("handoff", language), **common)  # fmt: skip
+                    shown_first=handoff_notice(language, config.desk.hours), **common)  # fmt: skip
     return Plan(route=route, reason=reason, action="generate", hits=sources,
                 shown_first=notice("hold", language) if route == "draft" else "", **common)  # fmt: skip

@@ -144,6 +144,21 @@ def m004_session_token_digests(db: sqlite3.Connection) -> None:
         db.execute("UPDATE sessions SET token = ? WHERE token = ?", (token_digest(token), token))
 
 
+@migration
+def m101_desk(db: sqlite3.Connection) -> None:
+    """The support desk: who is assigned to a conversation, since when, and the newest message an agent has read
+    there (the inbox's unread marker)."""
+    _script(
+        db,
+        """
+        ALTER TABLE conversations ADD COLUMN assignee TEXT;
+        ALTER TABLE conversations ADD COLUMN assigned_at REAL;
+        ALTER TABLE conversations ADD COLUMN read_id INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX drafts_conversation ON drafts(conversation_id, state)
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class Message:
     id: int
@@ -178,6 +193,11 @@ class Conversation:
     language: str | None
     created_at: float
     closed_at: float | None
+    assignee: str | None = None
+    """The agent handling the conversation (None: nobody yet)."""
+    assigned_at: float | None = None
+    read_id: int = 0
+    """The newest message id an agent has seen in the desk's conversation pane."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +221,11 @@ class Draft:
     created_at: float
     context: tuple[Message, ...] = ()
     """The conversation up to the question (filled by `pending_drafts`)."""
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the draft is reviewed: the desk's review buttons send the version they showed."""
+        return f"{self.id}:{self.state}:{self.reviewed_at or self.created_at!r}"
 
 
 @dataclass(frozen=True)
@@ -551,6 +576,85 @@ class Store:
                 (agent, time.time(), self._clean(reason), draft_id),
             )
             self._open_handoff(db, row["conversation_id"], f"draft rejected by {agent}: {reason}")
+
+    # -- the support desk ---------------------------------------------------------------------------------------
+    def desk_rows(self, search: str = "", limit: int = 200) -> list[dict[str, Any]]:
+        """Conversations with a customer message, latest activity first, for the desk's inbox: the conversation's
+        columns plus `last_id`, `last_at`, `customer_text`, `customer_at`, `customer_id` (the customer's newest
+        message) and `draft_id` (the oldest pending draft, or None). `search` keeps those whose messages contain it
+        (case-insensitive)."""
+        where, args = "", [limit]
+        if search.strip():
+            escaped = "".join("\\" + ch if ch in "\\%_" else ch for ch in search.strip().lower())
+            pattern = f"%{escaped}%"
+            where = ("AND EXISTS (SELECT 1 FROM messages s WHERE s.conversation_id = c.id "
+                     "AND lower(s.text) LIKE ? ESCAPE '\\')")  # fmt: skip
+            args = [pattern, limit]
+        rows = self._read(
+            "SELECT c.*, last.id AS last_id, last.created_at AS last_at, cust.text AS customer_text, "
+            "cust.created_at AS customer_at, cust.id AS customer_id, "
+            "(SELECT MIN(d.id) FROM drafts d WHERE d.conversation_id = c.id AND d.state = 'pending') AS draft_id "
+            "FROM conversations c "
+            "JOIN messages last ON last.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id) "
+            "JOIN messages cust ON cust.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id "
+            f"AND role = 'user') WHERE 1 = 1 {where} ORDER BY last.id DESC LIMIT ?",
+            args,
+        )
+        return [dict(r) for r in rows]
+
+    def conversation_drafts(self, conversation_id: str) -> list[Draft]:
+        """A conversation's drafts, oldest first."""
+        rows = self._read("SELECT * FROM drafts WHERE conversation_id = ? ORDER BY id", (conversation_id,))
+        return [_draft(r) for r in rows]
+
+    def assign(self, conversation_id: str, agent: str | None) -> None:
+        """Assign the conversation to `agent` (None: unassign). An agent taking a conversation from the bot hands it
+        off: from then on the bot stays silent there."""
+        self._require_open(conversation_id)
+        with self.transaction() as db:
+            db.execute("UPDATE conversations SET assignee = ?, assigned_at = ? WHERE id = ?",
+                       (agent, time.time() if agent else None, conversation_id))  # fmt: skip
+            if agent:
+                self._open_handoff(db, conversation_id, f"taken by agent {agent}")
+
+    def hand_back(self, conversation_id: str, agent: str, notice: str) -> int:
+        """Give the conversation back to the bot with `notice` to the customer, in one transaction; returns the
+        notice's id."""
+        self._require_open(conversation_id)
+        with self.transaction() as db:
+            db.execute("UPDATE handoffs SET resolved_at = ?, agent = ? WHERE conversation_id = ? "
+                       "AND resolved_at IS NULL", (time.time(), agent, conversation_id))  # fmt: skip
+            db.execute("UPDATE conversations SET status = 'open', assignee = NULL, assigned_at = NULL WHERE id = ?",
+                       (conversation_id,))  # fmt: skip
+            return self._insert_message(db, conversation_id, "bot", notice, kind="notice", agent=agent)
+
+    def resolve(self, conversation_id: str, agent: str, notice: str) -> int:
+        """Close the conversation with a closing `notice` to the customer (one transaction); pending drafts stay
+        unsent. Returns the notice's id."""
+        self._require_open(conversation_id)
+        now = time.time()
+        with self.transaction() as db:
+            notice_id = self._insert_message(db, conversation_id, "bot", notice, kind="notice", agent=agent)
+            db.execute("UPDATE conversations SET status = 'closed', closed_at = ?, assignee = COALESCE(assignee, ?) "
+                       "WHERE id = ?", (now, agent, conversation_id))  # fmt: skip
+            db.execute("UPDATE handoffs SET resolved_at = ?, agent = COALESCE(agent, ?) WHERE conversation_id = ? "
+                       "AND resolved_at IS NULL", (now, agent, conversation_id))  # fmt: skip
+        return notice_id
+
+    def reopen(self, conversation_id: str, agent: str) -> None:
+        """Open a resolved conversation again, assigned to `agent` (the bot stays silent until handed back)."""
+        conversation = self.get_conversation(conversation_id)
+        if conversation.status != "closed":
+            raise StoreError(f"conversation {conversation_id} is not resolved; only a resolved one can be reopened")
+        with self.transaction() as db:
+            db.execute("UPDATE conversations SET status = 'open', closed_at = NULL, assignee = ?, assigned_at = ? "
+                       "WHERE id = ?", (agent, time.time(), conversation_id))  # fmt: skip
+            self._open_handoff(db, conversation_id, f"reopened by agent {agent}")
+
+    def mark_read(self, conversation_id: str, message_id: int) -> None:
+        """An agent has seen the conversation up to `message_id`."""
+        with self.transaction() as db:
+            db.execute("UPDATE conversations SET read_id = MAX(read_id, ?) WHERE id = ?", (message_id, conversation_id))
 
     # -- feedback and review ------------------------------------------------------------------------------------
     def add_feedback(self, message_id: int, up: bool, comment: str | None = None) -> int:
