@@ -116,6 +116,7 @@ def evaluate_model(loaded: Any, app: Any, items: Sequence[tuple[GroundedExample,
         reply = "".join(SingleStream(loaded, ids, app.generation)).strip()
         rows.append({"id": example.id, "question": example.history[-1].content, "gold": gold, "reply": reply,
                      **score_reply(reply, example, gold)})  # fmt: skip
+        print(json.dumps(rows[-1], ensure_ascii=False), flush=True)  # a long run's replies survive an interruption
     targets = [GroundedExample(ex.id, ex.history, ex.sources, gold, ex.kind) for ex, gold in items]
     rendered = render_grounded(targets, loaded.tokenizer, app.prompt, 1024)
     pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
@@ -145,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.eval_grounded", description=__doc__)
     parser.add_argument("--adapter", action="append", required=True, help="adapter folder or `none`; repeatable")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    parser.add_argument("--demo", type=int, default=24, help="demo FAQ questions [24]")
-    parser.add_argument("--studentaid", type=int, default=12, help="doc2dial studentaid questions [12]")
+    parser.add_argument("--demo", type=int, default=16, help="demo FAQ questions [16]")
+    parser.add_argument("--studentaid", type=int, default=8, help="doc2dial studentaid questions [8]")
     parser.add_argument("--embedder", default="hash:256", help="retrieval embedder for the sources [hash:256]")
     parser.add_argument("--out", required=True, help="JSON file: summaries and every reply")
     args = parser.parse_args(argv)
