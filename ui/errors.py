@@ -48,8 +48,9 @@ class GradioEndpointCheck:
     """ASGI middleware: a call to an endpoint a mounted Gradio page does not have is answered 404 here.
 
     `pages` maps each mount prefix (`""` for the page at `/`) to its Blocks. Checked: `POST .../gradio_api/call/NAME`
-    (also `call/v2`, `run`, `api`) against the page's `api_name`s, and `POST .../gradio_api/queue/join` bodies'
-    `fn_index` against its functions (a missing one: 422).
+    (also `call/v2`, `run`, `api`) against the page's `api_name`s, and the `fn_index` in the bodies of
+    `POST .../gradio_api/queue/join` and `.../run/predict` (events that skip the queue) against its functions (a
+    missing one: 422).
     """
 
     def __init__(self, app: Callable[..., Awaitable[None]], pages: Mapping[str, Any]):
@@ -66,7 +67,8 @@ class GradioEndpointCheck:
             await self.app(scope, receive, send)
             return
         rest = path[len(prefix) :]
-        named = _NAMED_CALL.match(rest)
+        indexed = rest.rstrip("/") in ("/gradio_api/queue/join", "/gradio_api/run/predict")  # fn_index in the body
+        named = None if indexed else _NAMED_CALL.match(rest)
         if named:
             name = named.group("name")
             if name not in {fn.api_name for fn in blocks.fns.values()}:
@@ -74,7 +76,7 @@ class GradioEndpointCheck:
                 return
             await self.app(scope, receive, send)
             return
-        if rest.rstrip("/") != "/gradio_api/queue/join":
+        if not indexed:
             await self.app(scope, receive, send)
             return
         body, receive = await _read_body(receive)
