@@ -28,9 +28,9 @@ SHORT_SENTENCES = 2
 """Answers of at most this many sentences are sent whole."""
 MAX_SEGMENTS = 3
 """At most this many segments (after their needed neighbours) are chosen."""
-KEEP_RATIO = 0.7
+KEEP_RATIO = 0.5
 """A further segment is added only when it scores at least this fraction of the best one."""
-HEADING_WEIGHT = 0.35
+HEADING_WEIGHT = 0.6
 """How much a section heading's relevance lifts the sentences under it."""
 CONTEXT_WEIGHT = 0.35
 """How much the customer's earlier messages count against the question itself."""
@@ -38,6 +38,8 @@ COSINE_WEIGHT = 1.0
 """Weight of the embedder's cosine against the lexical score (which lies in [0, 1])."""
 CUE_BONUS = 0.15
 """Bonus of a segment holding what the question's form asks for (an amount for "how much", ...)."""
+FOLLOW_NEXT = True
+"""Whether the sentence right after the best one comes with it (same paragraph, within `max_chars`)."""
 PREFIX_CREDIT = 0.7
 """Credit of a query word that shares only its first letters with a segment's word."""
 _PREFIX = 5
@@ -300,6 +302,18 @@ def _render(parsed: _Parsed, chosen: Sequence[int]) -> str:
     return "".join(out)
 
 
+def _follow(parsed: _Parsed, chosen: set[int], last: int, max_chars: int) -> None:
+    """Add the sentence after the best one when it is in the same paragraph and fits: answers often go on there."""
+    if not FOLLOW_NEXT or last + 1 >= len(parsed.segments):
+        return
+    nxt = last + 1
+    if parsed.segments[nxt].kind == "heading" or parsed.segments[nxt].paragraph != parsed.segments[last].paragraph:
+        return
+    candidate = sorted(chosen.union(parsed.units[nxt]))
+    if len(_render(parsed, candidate)) <= max_chars:
+        chosen.update(candidate)
+
+
 def extract_answer(
     question: str,
     hits: Sequence[Hit],
@@ -345,6 +359,8 @@ def extract_answer(
             candidate = [i]  # too long with its neighbours: the sentence alone, never cut
         chosen.update(candidate)
         picked += 1
+        if picked == 1:
+            _follow(parsed, chosen, max(candidate), max_chars)
     indexes = tuple(sorted(chosen))
     if len(indexes) == len(bodies):
         return Extract(answer, entry.id, True, tuple(range(len(parsed.segments))))
