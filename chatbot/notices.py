@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from chatbot.config import BusinessHours
 
 EN = {
+    "greeting": "Hello! How can I help you today?",
+    "thanks": "You're welcome! Is there anything else I can help you with?",
     "hold": "Thanks! A member of our team will confirm the answer shortly.",
     "handoff": "I'm passing your question to a colleague; a person will reply here shortly.",
     "refuse": "I can only help with questions about {company}'s products, orders and services.",
@@ -27,6 +29,8 @@ EN = {
     ),
 }
 ES = {
+    "greeting": "¡Hola! ¿En qué puedo ayudarte hoy?",
+    "thanks": "¡De nada! ¿Puedo ayudarte en algo más?",
     "hold": "¡Gracias! Una persona de nuestro equipo confirmará la respuesta en breve.",
     "handoff": "Paso tu pregunta a un compañero; una persona te responderá aquí en breve.",
     "refuse": "Solo puedo ayudarte con preguntas sobre los productos, pedidos y servicios de {company}.",
@@ -43,6 +47,8 @@ ES = {
     ),
 }
 FR = {
+    "greeting": "Bonjour ! Comment puis-je vous aider aujourd'hui ?",
+    "thanks": "Avec plaisir ! Puis-je vous aider pour autre chose ?",
     "hold": "Merci ! Une personne de notre équipe va confirmer la réponse sous peu.",
     "handoff": "Je transmets votre question à un collègue ; une personne vous répondra ici sous peu.",
     "refuse": "Je ne peux répondre qu'aux questions sur les produits, les commandes et les services de {company}.",
@@ -60,6 +66,8 @@ FR = {
     ),
 }
 DE = {
+    "greeting": "Hallo! Wie kann ich Ihnen heute helfen?",
+    "thanks": "Gern geschehen! Kann ich Ihnen noch bei etwas anderem helfen?",
     "hold": "Danke! Jemand aus unserem Team bestätigt die Antwort in Kürze.",
     "handoff": "Ich gebe Ihre Frage an einen Kollegen weiter; eine Person antwortet Ihnen hier in Kürze.",
     "refuse": "Ich kann nur Fragen zu Produkten, Bestellungen und Dienstleistungen von {company} beantworten.",
@@ -77,6 +85,8 @@ DE = {
     ),
 }
 ZH = {
+    "greeting": "您好！请问今天有什么可以帮您？",
+    "thanks": "不客气！还有什么可以帮您的吗？",
     "hold": "谢谢！我们的工作人员会尽快确认答案。",
     "handoff": "我正在把您的问题转给同事，稍后会有工作人员在这里回复您。",
     "refuse": "我只能回答有关{company}的产品、订单和服务的问题。",

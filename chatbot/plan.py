@@ -4,7 +4,7 @@
 returns a `Plan` with one of three actions:
 
 - `silent`: a person handles the conversation: the message goes to them, the bot neither answers nor drafts;
-- `notice`: a fixed text at once (handoff, refusal of a prompt injection);
+- `notice`: a fixed text at once (handoff, a reply to a greeting or thanks, refusal of a prompt injection);
 - `verbatim`: an FAQ answer as written (a language the model does not write);
 - `generate`: the model writes the reply from the sources, through the claim check (`chatbot/stream.py`); for the
   `draft` route the customer gets the hold notice first and the generated text waits for an agent.
@@ -19,7 +19,7 @@ from chatbot.config import AppConfig
 from chatbot.language import model_speaks
 from chatbot.notices import handoff_notice, notice
 from chatbot.records import Route, Turn
-from chatbot.routing import decide_route, looks_like_injection
+from chatbot.routing import decide_route, looks_like_injection, small_talk
 
 Action = Literal["silent", "notice", "verbatim", "generate"]
 
@@ -93,6 +93,10 @@ def make_plan(
         sources = ()  # nothing good was found (the admin page's "unanswered questions"), or the customer asked
     common = {"text": text, "language": language, "index_version": index_version, "history": history,
               "followup": followup, "asked_for_human": asked_for_human}  # fmt: skip
+    chat = small_talk(text) if config.routing.mode != "off" and not asked_for_human else None
+    if chat:  # "hi", "thanks!": answered politely, never handed off for a missing source
+        return Plan(route="answer", reason=f"small talk ({chat})", action="notice", shown_first=notice(chat, language),
+                    **common)  # fmt: skip
     if route != "handoff" and looks_like_injection(text):
         refusal = notice("refuse", language, config.prompt.company)
         return Plan(route="answer", reason="prompt injection refused", action="notice", hits=sources,

@@ -83,6 +83,42 @@ def asks_for_human(text: str, extra: Iterable[str] = ()) -> bool:
     return False
 
 
+# Messages that are only a greeting or thanks (with fillers): the bot answers them itself, never a handoff.
+_SMALL_TALK = {
+    "greeting": (
+        "hi", "hello", "hey", "hiya", "good morning", "good afternoon", "good evening", "hola", "buenos días",
+        "buenas tardes", "buenas", "bonjour", "bonsoir", "salut", "hallo", "guten tag", "guten morgen", "moin",
+        "servus", "你好", "您好", "嗨",
+    ),
+    "thanks": (
+        "thanks", "thank you", "thankyou", "thx", "ty", "cheers", "many thanks", "thanks a lot", "gracias",
+        "muchas gracias", "merci", "merci beaucoup", "danke", "danke schön", "vielen dank", "谢谢", "多谢", "感谢",
+    ),
+}  # fmt: skip
+_FILLERS = frozenset((
+    "ok", "okay", "great", "perfect", "cool", "nice", "so", "very", "much", "a", "lot", "lots", "again", "there",
+    "all", "everyone", "team", "that", "s", "it", "helps", "helped", "helpful", "got", "understood", "super", "good",
+    "fine", "awesome",
+))  # fmt: skip
+
+
+def small_talk(text: str) -> str | None:
+    """`greeting` or `thanks` when the message is only that ("hi!", "ok thanks a lot", "merci beaucoup", "谢谢"),
+    else None."""
+    norm = _normal(text)
+    kind = None
+    for name, phrases in _SMALL_TALK.items():
+        for phrase in sorted(phrases, key=len, reverse=True):
+            pattern = re.escape(phrase) if not phrase.isascii() else r"(?<!\w)" + re.escape(phrase) + r"(?!\w)"
+            if re.search(pattern, norm):
+                kind = kind or name
+                norm = re.sub(pattern, " ", norm)
+    if kind is None:
+        return None
+    rest = [w for w in re.findall(r"\w+", norm) if w not in _FILLERS]
+    return kind if not rest else None
+
+
 def looks_like_injection(text: str) -> bool:
     """Whether customer text tries to override the system prompt or extract it (common phrasings)."""
     norm = _normal(text)

@@ -139,7 +139,7 @@ def test_the_shop_s_own_contact_details_are_stored_as_written_and_the_customer_s
     stored = engine.store.messages(cid)[-1].text
     assert "support@example-store.com" in stored and "+1 555 0100" in stored and "[EMAIL]" not in stored
     # the next prompt's history quotes the shop's address, not a placeholder the model would copy
-    engine.reply(cid, "thanks")
+    engine.reply(cid, "and how fast do you answer e-mails?")
     history = scripted_backend.requests[-1].messages
     assert any("support@example-store.com" in m["content"] for m in history[1:])
 
@@ -164,3 +164,21 @@ def test_the_bot_stays_silent_while_a_person_handles_the_conversation(engine, sc
     assert not scripted_backend.requests and not engine.store.pending_drafts()
     engine.store.resolve_handoff(cid, "ann")
     assert engine.reply(cid, "How do I get a refund?").route == "answer"
+
+
+@pytest.mark.parametrize(("text", "kind"), [("hi", "greeting"), ("Hello!", "greeting"), ("ok thanks a lot", "thanks"),
+                                            ("merci beaucoup", "thanks"), ("谢谢", "thanks")])  # fmt: skip
+def test_greetings_and_thanks_are_answered_not_handed_off(engine, scripted_backend, text, kind):
+    from chatbot.notices import notice
+
+    cid = engine.start_conversation()
+    reply = engine.reply(cid, text)
+    assert reply.route == "answer" and reply.text == notice(kind, reply.language)
+    assert engine.store.get_conversation(cid).status == "open" and not scripted_backend.requests
+    assert engine.reply(cid, "How do I get a refund?").route == "answer"  # the bot still answers afterwards
+
+
+def test_a_question_with_a_greeting_is_a_question():
+    from chatbot.routing import small_talk
+
+    assert small_talk("hi, I want a refund") is None and small_talk("thanks, how do I cancel?") is None
