@@ -514,3 +514,71 @@ def test_allowed_origins_may_frame_the_chat_and_call_v1_but_not_the_console(engi
         assert client.post("/v1/chat/completions", json=ask, headers={"origin": evil}).status_code == 403
         login = {"username": "ann", "password": "ann-password-1"}
         assert client.post("/login", data=login, headers={"origin": shop}).status_code == 403
+
+
+EVIL_PAGE = """<!doctype html><html><body><script>
+async function attack(target) {
+  const out = {};
+  try {
+    const r = await fetch(target + "/agent/gradio_api/info", {credentials: "include"});
+    out.info = (await r.text()).slice(0, 40);
+  } catch (e) { out.info = "unreadable"; }
+  try {
+    const form = new FormData();
+    form.append("files", new Blob(["{}\\n"]), "evil-upload.jsonl");
+    await fetch(target + "/admin/gradio_api/upload", {method: "POST", body: form, credentials: "include"});
+  } catch (e) {}
+  return out;
+}
+</script></body></html>"""
+
+
+@pytest.mark.browser
+def test_a_page_on_another_port_can_neither_read_nor_upload_nor_log_in(browser, live_reset):
+    """Item 9 in Chromium: a page on another loopback port read `/agent/gradio_api/info` with the agent's cookie and
+    uploaded into the admin cache; a form on it could sign the browser in as someone else."""
+    import http.server
+    import threading
+
+    from tests.fixtures_ui import PASSWORDS, free_port
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the handler's name
+            body = EVIL_PAGE.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    live = live_reset
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        context.add_cookies([{"name": COOKIE, "value": live.login("ada"), "url": live.url, "httpOnly": True}])
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{evil.server_address[1]}/")
+        before = cached_copies("evil-upload.jsonl")
+        assert page.evaluate("target => attack(target)", live.url) == {"info": "unreadable"}
+        assert cached_copies("evil-upload.jsonl") == before
+
+        with page.expect_navigation():
+            page.evaluate("""([target, password]) => {
+                const form = document.createElement("form");
+                form.method = "post"; form.action = target + "/login";
+                for (const [k, v] of [["username", "ann"], ["password", password], ["next", "/agent"]]) {
+                    const input = document.createElement("input");
+                    input.name = k; input.value = v; form.appendChild(input);
+                }
+                document.body.appendChild(form); form.submit();
+            }""", [live.url, PASSWORDS["ann"]])  # fmt: skip
+        assert "cross-site request" in page.content()
+        sessions = [c["value"] for c in context.cookies(live.url) if c["name"] == COOKIE]
+        assert [live.engine.store.session_user(s).name for s in sessions] == ["ada"]  # still ada, not ann
+    finally:
+        context.close()
+        evil.shutdown()
