@@ -484,7 +484,10 @@ class _Index:
     identifiers: frozenset[str]  # number values the customer gave as identifiers
     emails: frozenset[str]  # of sources, earlier turns and the customer's messages
     urls: frozenset[str]  # of sources and earlier turns
-    sentences: tuple[_Sentence, ...]  # sentences of sources and earlier turns, for polarity
+    sentences: tuple[_Sentence, ...]  # sentences of sources and earlier turns, for polarity and locality
+    sentence_keys: frozenset[str]  # every content key of those sentences
+    statements: tuple[frozenset[str], ...]  # content keys of each source sentence, with the sentence before it when
+    # it refers back to it ("Check your spam folder if it does not arrive": "it" is the link of the sentence before)
 
 
 def _stem_text(texts: Iterable[str]) -> str:
@@ -525,6 +528,7 @@ def _index(evidence: Evidence) -> _Index:
     emails: set[str] = set()
     urls: set[str] = set()
     sentences: list[_Sentence] = []
+    statements: list[frozenset[str]] = []
     for text in trusted:
         text = _normal(text)
         emails.update(m.lower() for m in _EMAIL.findall(text))
@@ -538,7 +542,14 @@ def _index(evidence: Evidence) -> _Index:
         quantities.extend(found)
         numbers.update(v for q in found for v in (q.lo, q.hi) if v)
         numbers.update(_number_key(m) for m in _NUMBER.findall(masked))
-        sentences.extend(_sentence(_tokens(_mask_contacts(s))) for s in split_claims(text))
+        previous: frozenset[str] = frozenset()
+        for part in split_claims(text):
+            tokens = _tokens(_mask_contacts(part))
+            sentence = _sentence(tokens)
+            sentences.append(sentence)
+            refers = any(t.stem in _REFERRING for t in tokens)
+            statements.append(sentence.keys | previous if refers else sentence.keys)
+            previous = sentence.keys
     for text in evidence.customer:
         text = _normal(text)
         emails.update(m.lower() for m in _EMAIL.findall(text))
@@ -551,6 +562,7 @@ def _index(evidence: Evidence) -> _Index:
         stem_text=" | " + _stem_text((*trusted, *evidence.customer)) + " | ", path_text=" | " + _stem_text(trusted)
         + " | ", numbers=frozenset(numbers), quantities=tuple(quantities), identifiers=frozenset(identifiers),
         emails=frozenset(emails), urls=frozenset(urls), sentences=tuple(sentences),
+        sentence_keys=frozenset(k for sentence in sentences for k in sentence.keys), statements=tuple(statements),
     )  # fmt: skip
 
 
@@ -691,18 +703,55 @@ def _around(tokens: list[_Token], i: int, j: int) -> list[str]:
     return [t.text for t in tokens[i:j]]
 
 
+_SHOP_VOICE = frozenset(("we", "our", "ours", "us"))
+
+
 def _check_words(tokens: list[_Token], index: _Index) -> str:
+    # In the shop's own voice ("Yes, we accept Amex") a word only the customer used would become policy.
+    shop_voice = any(t.stem in _SHOP_VOICE for t in tokens) or bool(tokens and _ANSWER_YES.match(tokens[0].text))
     for i, t in enumerate(tokens):
         if not t.content or t.key in index.support or t.stem in index.support:
             continue
-        if t.key in index.echo:
+        if t.key in index.echo and not shop_voice:
             continue
+        if t.key in index.echo:
+            return f"states {_quote([t.text])} as the shop's word, but only the customer said it"
         if "-" in t.stem and all(p in index.support or p in _STOP_STEMS for p in t.stem.split("-")):
             continue
         if t.key in index.customer_policy:
             return f"says {_quote([t.text])}, which only the customer said; policy comes from the sources"
         return f"names {_quote(_around(tokens, i, i + 1))}, which no source mentions"
     return ""
+
+
+_REFERRING = frozenset(("it", "its", "they", "them", "their", "this", "that", "these", "those", "one"))
+_CLAUSE_BREAKS = frozenset((",", ";", ":", "(", ")", "and", "but", "or", "then", "so", "while", "because", "also"))
+
+
+def _check_locality(tokens: list[_Token], index: _Index) -> str:
+    """The source words of each clause must come from one statement of the sources (a sentence, with the one before
+    it when it says "it" or "they"): "Express delivery is free over $50" joins "express" and "free" from two
+    different sentences."""
+    if not index.sentences:
+        return ""
+    known = index.sentence_keys
+    clause: list[_Token] = []
+    for t in [*tokens, None]:
+        if t is not None and t.text.lower() not in _CLAUSE_BREAKS:
+            clause.append(t)
+            continue
+        keys = {c.key for c in clause if c.content and c.key in known}
+        if len(keys) >= 2 and not any(keys <= statement for statement in index.statements):
+            words = [c.text for c in clause if c.content and c.key in keys]
+            return f"joins {_quote(words)}, which no single statement of the sources says together"
+        clause = []
+    return ""
+
+
+def _substance(tokens: list[_Token], masked: str, index: _Index) -> frozenset[str]:
+    """What of the sources a sentence states: its content words the sources have, and its quantities."""
+    words = {t.key for t in tokens if t.content and (t.key in index.support or t.stem in index.support)}
+    return frozenset(words | {f"#{q.text}" for q in _quantities(masked)})
 
 
 def _check_polarity(tokens: list[_Token], negation: str, index: _Index) -> str:
@@ -727,8 +776,25 @@ def _check_yes_then_no(sentence: str, after_yes: bool, negation: str) -> str:
     return ""
 
 
-def _judge(sentence: str, evidence: Evidence, after_yes: bool = False) -> tuple[Claim, bool]:
-    """The claim, and whether it is a bare "Yes." whose meaning comes from the next sentence."""
+_ANSWER_NO = re.compile(r"^\W*(?:no|nope)\b(?!\s+(?:problem|worries))", re.IGNORECASE)
+
+
+def _check_yes_says_what(sentence: str, tokens: list[_Token], after_yes: bool, evidence: Evidence,
+                         index: _Index) -> str:  # fmt: skip
+    """A "Yes"/"No" must say what it answers: "is that free?" -> "Yes, your order will be cancelled at the time of
+    delivery" affirms something the customer did not ask about (and the sources do not say)."""
+    answers = after_yes or _ANSWER_YES.search(sentence) or _ANSWER_NO.search(sentence)
+    if not answers or not evidence.customer or not any(t.content for t in tokens):
+        return ""
+    asked = {t.key: t.text for t in _tokens(_mask_contacts(_normal(evidence.customer[-1])))
+             if t.content and (t.key in index.support or t.stem in index.support)}  # fmt: skip
+    if asked and not asked.keys() & {t.key for t in tokens if t.content}:
+        return f"answers yes or no without naming what was asked ({_quote(asked.values())})"
+    return ""
+
+
+def _judge(sentence: str, evidence: Evidence, after_yes: bool = False) -> tuple[Claim, bool, frozenset[str]]:
+    """The claim, whether it is a bare "Yes." whose meaning comes from the next sentence, and its `_substance`."""
     index = _index(evidence)
     masked = _mask_contacts(_normal(sentence))
     tokens = _tokens(masked)
@@ -736,18 +802,20 @@ def _judge(sentence: str, evidence: Evidence, after_yes: bool = False) -> tuple[
     checks = (
         lambda: _check_promise(sentence),
         lambda: _check_yes_then_no(sentence, after_yes, negation),
+        lambda: _check_yes_says_what(sentence, tokens, after_yes, evidence, index),
         lambda: _check_contacts(sentence, index),
         lambda: _check_quantities(masked, index),
         lambda: _check_paths(masked, index),
         lambda: _check_words(tokens, index),
         lambda: _check_names(sentence, tokens, index),
+        lambda: _check_locality(tokens, index),
         lambda: _check_polarity(tokens, negation, index),
     )
     for check in checks:
         if reason := check():
-            return _fail(sentence, reason), False
+            return _fail(sentence, reason), False, frozenset()
     bare_yes = bool(_ANSWER_YES.search(sentence)) and not any(t.content for t in tokens)
-    return _ok(sentence), bare_yes
+    return _ok(sentence), bare_yes, _substance(tokens, masked, index)
 
 
 def check_sentence(sentence: str, evidence: Evidence) -> Claim:
@@ -773,19 +841,25 @@ def check_reply(reply: str, evidence: Evidence, *, complete: bool = True) -> Cla
         if n == len(spans) - 1 and _cut_off(sentence, terminated, complete):
             claims.append(_fail(sentence, _CUT_OFF))
             continue
-        claim, after_yes = _judge(sentence, evidence, after_yes)
+        claim, after_yes, _ = _judge(sentence, evidence, after_yes)
         claims.append(claim)
     return ClaimReport(tuple(claims))
+
+
+MIN_SUBSTANCE = 2
+"""A reply must state at least this much of the sources (distinct content words they have; a quantity counts twice):
+"I understand that you want to add items to your order. I'll need more information." answers nothing."""
 
 
 class ClaimGate:
     """Streaming: text goes out one whole, checked sentence at a time.
 
     `feed(piece)` returns the sentences completed by this piece that passed (a sentence is complete once the space
-    or line break after its final mark arrives; a bare "Yes." waits for the sentence it answers with). After a
-    failure, `failed` and `failure` are set and nothing more is released. `finish(complete)` checks the rest; with
-    `complete=False`, or when the text stops on a connector, the unterminated tail is not released and `cut_off`
-    holds it.
+    or line break after its final mark arrives; a bare "Yes." waits for the sentence it answers with, and
+    pleasantries wait for the first sentence that states something of the sources). After a failure, `failed` and
+    `failure` are set and nothing more is released. `finish(complete)` checks the rest, and fails a reply that
+    stated nothing of the sources; with `complete=False`, or when the text stops on a connector, the unterminated
+    tail is not released and `cut_off` holds it.
     """
 
     def __init__(self, evidence: Evidence):
@@ -797,21 +871,27 @@ class ClaimGate:
         self.failure: Claim | None = None
         self._after_yes = False
         self._checked = 0  # end of the last claim checked and passed (released or held)
+        self._substance: set[str] = set()  # what of the sources the passed sentences state
 
     def _release(self, spans: list[tuple[int, int, bool]]) -> str:
         upto = len(self.released)
         for start, end, _ in spans:
             sentence = self.text[start:end].strip()
-            claim, self._after_yes = _judge(sentence, self.evidence, self._after_yes)
+            claim, self._after_yes, substance = _judge(sentence, self.evidence, self._after_yes)
             if not claim.ok:
                 self.failed, self.failure = True, claim
                 break
             self._checked = end
-            if not self._after_yes:
+            self._substance |= substance
+            if not self._after_yes and self._substantive:
                 upto = end
         chunk = self.text[len(self.released) : upto]
         self.released += chunk
         return chunk
+
+    @property
+    def _substantive(self) -> bool:
+        return sum(2 if k.startswith("#") else 1 for k in self._substance) >= MIN_SUBSTANCE
 
     def _pending(self) -> list[tuple[int, int, bool]]:
         return [s for s in _spans(self.text) if s[0] >= self._checked]
@@ -838,6 +918,10 @@ class ClaimGate:
                 self.cut_off = self.text[start:end].strip()
                 spans = spans[:-1]
         chunk = self._release(spans)
+        if not self.failed and not self._substantive:
+            self.failed = True
+            self.failure = _fail(self.text.strip(), "states nothing from the sources that answers the question")
+            return ""
         if not self.failed and not self.cut_off:
             # a held bare "Yes." at the very end, and trailing whitespace
             rest = self.text[len(self.released) :]

@@ -49,7 +49,47 @@ FALSE_REPLIES = [
      "says 'not' where the source affirms"),
     ("Write to help@example-store.com.", ("payment_issue",), "e-mail address help@example-store.com"),
     ("See www.example-store.com/gift-cards for details.", ("check_payment_methods",), "link"),
+    # Found reading real replies: words of two different statements joined into one false one.
+    ("Express delivery is free over $50.", ("delivery_options",), "joins 'Express delivery free'"),
 ]  # fmt: skip
+
+# Found reading the real model's replies to follow-ups: (customer's message, reply, entry, the reason must contain)
+FALSE_ANSWERS_IN_CONTEXT = [
+    ("is that free?", "Yes, your order will be cancelled at the time of delivery.", "cancel_order",
+     "answers yes or no without naming what was asked ('free')"),
+    ("do you take diners club?", "Yes, we accept Diners Club.", "check_payment_methods",
+     "as the shop's word, but only the customer said it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "reply", "entry", "reason"), FALSE_ANSWERS_IN_CONTEXT)
+def test_false_answers_to_a_question_are_rejected(question, reply, entry, reason):
+    report = check_reply(reply, evidence(entry, customer=(question,)))
+    assert not report.ok and reason in report.reason, report.reason
+
+
+def test_a_yes_that_names_what_was_asked_is_accepted():
+    report = check_reply("Yes, cancelling is free of charge until the order ships.",
+                         evidence("cancel_order", customer=("is cancelling free?",)))  # fmt: skip
+    assert report.ok, report.reason
+
+
+def test_gate_fails_a_reply_that_states_nothing_of_the_sources():
+    # the shipped adapter's stalling reply to "I am trying to add some items to purchase 00123842"
+    stall = (
+        "I understand that you are trying to add some items to your order. To assist you, I'll need more "
+        "information about the item or the order itself:\n1. What is the product?\n2. Who ordered it?"
+    )
+    gate = ClaimGate(evidence("change_order", customer=("I am trying to add some items to purchase 00123842",)))
+    shown = "".join(_stream(gate, stall, 7)) + gate.finish()
+    assert shown == "" and gate.failed and "states nothing from the sources" in gate.failure.reason
+
+
+def test_gate_holds_pleasantries_until_the_answer_comes():
+    gate = ClaimGate(evidence("change_order", customer=("can I change my order?",)))
+    assert gate.feed("Sure, happy to help! ") == ""
+    released = gate.feed("Open My Orders, pick the order and press Edit. ")
+    assert released.strip() == "Sure, happy to help! Open My Orders, pick the order and press Edit."
 
 
 @pytest.mark.parametrize(("reply", "ids", "reason"), FALSE_REPLIES)
@@ -92,7 +132,7 @@ FAITHFUL_REPLIES = [
     ("You can pay with Visa, Mastercard, American Express, PayPal, Apple Pay or bank transfer.",
      ("check_payment_methods",)),
     ("Cash on delivery is not available.", ("check_payment_methods",)),
-    ("Sorry, we don't accept cash on delivery.", ("check_payment_methods",)),
+    ("Sorry, cash on delivery is not available.", ("check_payment_methods",)),
     ("You can find all your invoices under Account > Invoices.", ("check_invoice", "get_invoice")),
     ("Open Account > Invoices and press Download PDF next to your order.", ("check_invoice", "get_invoice")),
     ("Invoices are listed by date for the last 7 years, and you can view each one online.", ("check_invoice",)),
