@@ -153,7 +153,9 @@ class AdminPage:
             f"| {share['handoff']:.0%} ({routes['handoff']}) | {approval} | {edit} "
             f"| {stats['thumbs_up']} | {stats['thumbs_down']} |\n\n"
             f"Drafts: {stats['drafts']['pending']} pending, {stats['drafts']['approved']} approved, "
-            f"{stats['drafts']['edited']} edited, {stats['drafts']['rejected']} rejected."
+            f"{stats['drafts']['edited']} edited, {stats['drafts']['rejected']} rejected.\n\n"
+            f"Generated replies that failed the claim check and were replaced by the sources' own words: "
+            f"**{stats['rejected']}**" + "".join(f"\n- {r['n']} × {r['reason']}" for r in stats["rejection_reasons"])
         )
         unanswered = [[r["question"], r["n"]] for r in stats["top_unanswered"]]  # Dataframe cells are plain text
         return summary, per_day_plot(stats["per_day"]), routes_plot(stats["routes"]), unanswered
