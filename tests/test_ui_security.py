@@ -330,6 +330,7 @@ def test_v1_bad_types_get_a_4xx_with_a_message(live_reset, body, field):
         ("/gradio_api/run/nope", {"data": []}, 404),
         ("/gradio_api/api/nope/", {"data": []}, 404),
         ("/gradio_api/queue/join", {"data": [], "fn_index": 999, "session_hash": "x"}, 404),
+        ("/gradio_api/run/predict", {"data": [], "fn_index": 999, "session_hash": "x"}, 404),
         ("/gradio_api/queue/join", {"data": [], "api_name": "/nope", "session_hash": "x"}, 422),
         ("/gradio_api/queue/join", '{"data": [], "fn_index": 1e999, "session_hash": "x"}', 422),
         ("/gradio_api/queue/join", '{"data": [], "fn_index": "x", "session_hash": "x"}', 422),
@@ -347,6 +348,16 @@ def test_unknown_gradio_endpoints_get_a_4xx(live_reset, capfd, path, body, statu
     assert "Traceback" not in capfd.readouterr().err
     anonymous = httpx.post(live_reset.url + path, content=content, timeout=30)
     assert anonymous.status_code == (401 if cookies else status)  # the login check comes first
+
+
+def test_known_gradio_functions_still_run(live_reset):
+    """The check lets the page's own calls through: `run/predict` (events that skip the queue) names its function
+    by `fn_index` in the body, like `queue/join`."""
+    blocks = live_reset.app.state.blocks["customer"]
+    poll = next(i for i, fn in blocks.fns.items() if fn.api_name == "poll")
+    body = {"data": [None] * len(blocks.fns[poll].inputs), "fn_index": poll, "session_hash": "known"}
+    response = httpx.post(live_reset.url + "/gradio_api/run/predict", json=body, timeout=30)
+    assert response.status_code == 200, response.text
 
 
 def test_a_refused_customer_message_logs_one_line(live_reset, capfd, caplog):
