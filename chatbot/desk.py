@@ -141,6 +141,13 @@ class Desk:
         return ConversationView(conversation_id, state, conversation.assignee, conversation.language, messages,
                                 draft, self.typists(conversation_id, excluding=agent))  # fmt: skip
 
+    def draft(self, draft_id: int) -> Draft:
+        """One draft, whatever its state."""
+        try:
+            return self.store.draft(int(draft_id))
+        except (NotFoundError, ValueError, TypeError):
+            raise DeskError(f"unknown draft {draft_id!r}: open the conversation again from the inbox") from None
+
     # -- typing -----------------------------------------------------------------------------------------------
     def typing(self, conversation_id: str, agent: str) -> None:
         """`agent` pressed a key in the reply box of `conversation_id`."""
@@ -228,10 +235,7 @@ class Desk:
         return conversation.language or self.config.language.default
 
     def _current_draft(self, draft_id: int, version: str) -> Draft:
-        try:
-            draft = self.store.draft(int(draft_id))
-        except (NotFoundError, ValueError, TypeError):
-            raise DeskError(f"unknown draft {draft_id!r}: open the conversation again from the inbox") from None
+        draft = self.draft(draft_id)
         if draft.version != version:
             who = f" by {draft.agent}" if draft.agent else ""
             raise StaleDraftError(f"draft #{draft.id} changed since you opened it (it was {draft.state}{who}); "

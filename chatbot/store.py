@@ -579,10 +579,10 @@ class Store:
 
     # -- the support desk ---------------------------------------------------------------------------------------
     def desk_rows(self, search: str = "", limit: int = 200) -> list[dict[str, Any]]:
-        """Conversations with a customer message, latest activity first, for the desk's inbox: the conversation's
-        columns plus `last_id`, `last_at`, `customer_text`, `customer_at`, `customer_id` (the customer's newest
-        message) and `draft_id` (the oldest pending draft, or None). `search` keeps those whose messages contain it
-        (case-insensitive)."""
+        """Conversations with a message, latest activity first, for the desk's inbox: the conversation's columns
+        plus `last_id`, `last_at`, `customer_text`, `customer_at`, `customer_id` (the customer's newest message; "",
+        the last message's time and 0 before the customer wrote anything) and `draft_id` (the oldest pending draft,
+        or None). `search` keeps those whose messages contain it (case-insensitive)."""
         where, args = "", [limit]
         if search.strip():
             escaped = "".join("\\" + ch if ch in "\\%_" else ch for ch in search.strip().lower())
@@ -591,12 +591,12 @@ class Store:
                      "AND lower(s.text) LIKE ? ESCAPE '\\')")  # fmt: skip
             args = [pattern, limit]
         rows = self._read(
-            "SELECT c.*, last.id AS last_id, last.created_at AS last_at, cust.text AS customer_text, "
-            "cust.created_at AS customer_at, cust.id AS customer_id, "
+            "SELECT c.*, last.id AS last_id, last.created_at AS last_at, COALESCE(cust.text, '') AS customer_text, "
+            "COALESCE(cust.created_at, last.created_at) AS customer_at, COALESCE(cust.id, 0) AS customer_id, "
             "(SELECT MIN(d.id) FROM drafts d WHERE d.conversation_id = c.id AND d.state = 'pending') AS draft_id "
             "FROM conversations c "
             "JOIN messages last ON last.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id) "
-            "JOIN messages cust ON cust.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id "
+            "LEFT JOIN messages cust ON cust.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id "
             f"AND role = 'user') WHERE 1 = 1 {where} ORDER BY last.id DESC LIMIT ?",
             args,
         )
@@ -664,6 +664,25 @@ class Store:
                 "INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, ?, ?)",
                 (message_id, int(bool(up)), self._clean(comment) if comment else None, time.time()),
             ).lastrowid)  # fmt: skip
+
+    def rate_as_customer(self, message_id: int, up: bool | None) -> None:
+        """The customer's thumb on a message: it replaces their earlier one (None takes it back). Agents' feedback,
+        which carries a comment, is left alone."""
+        self.message(message_id)
+        with self.transaction() as db:
+            db.execute("DELETE FROM feedback WHERE message_id = ? AND comment IS NULL", (message_id,))
+            if up is not None:
+                db.execute("INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, NULL, ?)",
+                           (message_id, int(bool(up)), time.time()))  # fmt: skip
+
+    def customer_ratings(self, conversation_id: str) -> dict[int, bool]:
+        """The customer's thumbs in a conversation: message id -> up (the latest where there are several)."""
+        rows = self._read(
+            "SELECT f.message_id, f.up FROM feedback f JOIN messages m ON m.id = f.message_id "
+            "WHERE m.conversation_id = ? AND f.comment IS NULL ORDER BY f.id",
+            (conversation_id,),
+        )
+        return {int(r["message_id"]): bool(r["up"]) for r in rows}
 
     def recent_auto_sent(self, limit: int = 50) -> list[Message]:
         """Bot replies sent without review, newest first (for agents to rate or correct)."""

@@ -180,6 +180,10 @@ def test_inbox_search_and_filter(engine, desk):
     assert [i.conversation_id for i in desk.inbox(state="bot")] == [refund]
     assert desk.counts() == {"bot": 1, "waiting": 1, "with_agent": 0, "resolved": 0}
     assert engine.start_conversation() not in [i.conversation_id for i in desk.inbox()]  # nothing said yet
+    pressed = engine.start_conversation()
+    engine.request_human(pressed)  # "talk to a person" before writing anything
+    (first,) = desk.inbox(state="waiting")[:1]
+    assert (first.conversation_id, first.customer_text, first.unread) == (pressed, "", False)
 
 
 def test_typing_is_seen_by_the_other_agents_for_a_while(engine, desk, monkeypatch):

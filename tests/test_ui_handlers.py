@@ -77,8 +77,8 @@ def test_talk_to_a_person_and_the_agent_reply_arrives(customer, live_reset):
     assert "colleague" in texts(history)[-1]
 
     agent = console(live_reset, "ann")
-    queue = agent.predict(None, None, None, api_name="/refresh")
-    assert cid(conversation_id) in [value for _, value in queue[1]["choices"]]
+    inbox = agent.predict("Waiting", "", "", "", api_name="/inbox")[0]
+    assert cid(conversation_id) in [value for _, value in inbox["choices"]]
     agent.predict(cid(conversation_id), "Hi, Ann here. How can I help?", api_name="/reply")
     history = customer.predict(conversation_id, api_name="/poll")  # the page's timer
     assert texts(history)[-1] == "👤 *Support team:* Hi, Ann here\\. How can I help?"
@@ -91,12 +91,15 @@ def test_agent_approves_a_draft_once_and_the_customer_sees_it(customer, live_res
     draft_id = live_reset.engine.store.pending_drafts()[-1].id
 
     ann, ada = console(live_reset, "ann"), console(live_reset, "ada")
-    conversation, details, draft_text, language = ann.predict(draft_id, api_name="/show_draft")
-    assert "track\\_order | How can I track my order? | 0.89" in details and language == "en" and "Track" in draft_text
-    assert texts(conversation)[-1].endswith("How do I track my order?")
-    assert ann.predict(draft_id, api_name="/approve") == f"Draft #{draft_id} sent by ann."
-    second = ada.predict(draft_id, api_name="/approve")
-    assert second.startswith("Not sent:") and "already approved by ann" in second
+    # the console's /open outputs: conversation, status, header, typing, chat, draft details, draft text, draft ref
+    *_, conversation, details, draft_text, ref = ann.predict(cid(conversation_id), api_name="/open")
+    assert "How can I track my order?** (track\\_order, score 0.89)" in details and "language **en**" in details
+    assert "Track" in draft_text and ref.startswith(f"{draft_id}|")
+    assert texts(conversation)[0].endswith("How do I track my order?")
+    ada_ref = ada.predict(cid(conversation_id), api_name="/open")[-1]
+    assert ann.predict(ref, api_name="/approve") == f"Draft #{draft_id} sent by ann."
+    second = plain(ada.predict(ada_ref, api_name="/approve"))
+    assert "changed since you opened it (it was approved by ann); nothing was sent" in second
     sent = [m for m in live_reset.engine.store.messages(cid(conversation_id)) if m.role == "agent"]
     assert len(sent) == 1
 
@@ -111,11 +114,12 @@ def test_agent_edits_or_rejects_drafts(customer, live_reset):
     drafts = {d.conversation_id: d.id for d in live_reset.engine.store.pending_drafts()}
     ann = console(live_reset, "ann")
     first, second = cid(first), cid(second)
-    assert ann.predict(drafts[first], "   ", api_name="/send_edited").startswith("The edited reply is empty")
-    assert ann.predict(drafts[first], "Use the Track button.", api_name="/send_edited").endswith("sent by ann.")
+    refs = {c: ann.predict(c, api_name="/open")[-1] for c in (first, second)}  # the draft on screen: "<id>|<version>"
+    assert "edited reply is empty" in ann.predict(refs[first], "   ", api_name="/send_edited")
+    assert ann.predict(refs[first], "Use the Track button.", api_name="/send_edited").endswith("sent by ann.")
     assert live_reset.engine.store.draft(drafts[first]).state == "edited"
-    assert ann.predict(drafts[second], "", api_name="/reject").startswith("Give a reason")
-    assert "handoff queue" in ann.predict(drafts[second], "wrong policy", api_name="/reject")
+    assert "give a reason" in ann.predict(refs[second], "", api_name="/reject")
+    assert "waits for a person" in ann.predict(refs[second], "wrong policy", api_name="/reject")
     assert any(h["conversation_id"] == second for h in live_reset.engine.store.open_handoffs())
 
 

@@ -1,22 +1,56 @@
-"""The agent console at `/agent` (login): drafts to review, handed-off chats to answer, auto-sent replies to rate
-or correct. Refreshed by a timer; every action names the logged-in agent."""
+"""The agent console at `/agent` (login): the support desk's inbox and conversation pane, and the recently
+auto-sent replies to rate or correct.
+
+The inbox lists conversations with their state, the customer's last message, its age, an unread marker, the
+assignee and a waiting draft; it filters by state and searches the messages' text. The selected conversation's
+pane (messages with their times, who is assigned and typing, the draft to review with its sources) follows the
+store live: a timer polls every `LIVE_S` seconds and redraws only what changed, and the tab title counts the
+conversations waiting for a person. Every action goes through `chatbot.desk.Desk` and names the logged-in agent.
+
+Safe review: the draft on screen is named in the page by its id *and* version (`#draft-ref`); approve, edit and
+reject send that reference, so a click acts on that draft or is refused with the reason, never on another one.
+The timer never swaps the draft under an agent's eyes: when it changes, the pane says so and waits for a click.
+"""
 
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
+import datetime as dt
 import time
 from typing import Any
 
+from chatbot.desk import STATE_LABELS, ConversationView, Desk, DeskError, InboxItem
 from ui.render import as_text, console_history
 
-REFRESH_S = 3.0
+LIVE_S = 1.0
+"""How often the console looks for changes (the pane is at most this much behind the store, plus a round trip)."""
+FILTERS = {"All": None, "Waiting": "waiting", "With an agent": "with_agent", "With the bot": "bot",
+           "Resolved": "resolved"}  # fmt: skip
+"""The inbox filter's choices: label -> state."""
+ICONS = {"waiting": "🟠", "with_agent": "🟢", "bot": "🤖", "resolved": "✔️"}
+TITLE = "Agent console"
+CSS = """
+<style>
+#inbox .wrap { flex-direction: column; align-items: stretch; gap: 4px; }
+#inbox label { width: 100%; justify-content: flex-start; font-size: .92em; }
+#pane-typing { min-height: 1.4em; color: #b45309; }
+</style>
+"""
+TITLE_JS = """(summary) => {
+  const m = /\\*\\*(\\d+)\\*\\* waiting/.exec(summary || "");
+  const n = m ? Number(m[1]) : 0;
+  document.title = (n > 0 ? `(${n}) ` : "") + "Agent console";
+}"""
+NO_DRAFT = ""
 
 
-def _age(created: float) -> str:
-    seconds = max(0, int(time.time() - created))
+def _age(created: float, now: float | None = None) -> str:
+    seconds = max(0, int((now or time.time()) - created))
     if seconds < 60:
         return f"{seconds}s ago"
     if seconds < 3600:
         return f"{seconds // 60} min ago"
-    return f"{seconds // 3600} h ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
 
 
 def _preview(text: str, n: int = 60) -> str:
@@ -34,170 +68,248 @@ def agent_name(request: Any) -> str:
     return name
 
 
+def inbox_label(item: InboxItem, now: float | None = None) -> str:
+    """One inbox line: unread marker, state, age of the customer's last message, assignee, draft, preview."""
+    parts = [f"{'● ' if item.unread else ''}{ICONS[item.state]} {STATE_LABELS[item.state]}",
+             _age(item.customer_at, now), item.assignee or "unassigned"]  # fmt: skip
+    if item.draft_id is not None:
+        parts.append(f"📝 draft #{item.draft_id}")
+    return " · ".join(parts) + f" — {_preview(item.customer_text) or '(asked for a person, no message yet)'}"
+
+
+def draft_ref(view: ConversationView) -> str:
+    """What the page keeps of the draft on screen: `<id>|<version>` (empty without a draft)."""
+    return f"{view.draft.id}|{view.draft.version}" if view.draft else NO_DRAFT
+
+
+def parse_ref(ref: str | None) -> tuple[int, str] | None:
+    """`<id>|<version>` -> (id, version); None for anything else."""
+    draft_id, sep, version = (ref or "").partition("|")
+    return (int(draft_id), version) if sep and draft_id.isdigit() and version else None
+
+
 class AgentConsole:
-    """The console's handlers over the store (the Gradio wiring is in `build`)."""
+    """The console's handlers over the desk service (the Gradio wiring is in `build`). Plain methods returning
+    the values of their outputs, so tests call them directly."""
 
     def __init__(self, engine: Any):
         self.engine = engine
+        self.desk = Desk(engine.store, engine.config)
 
-    @property
-    def store(self) -> Any:
-        return self.engine.store
+    def _clock(self, when: float) -> str:
+        zone = self.engine.config.desk.hours.timezone
+        from zoneinfo import ZoneInfo
 
-    # -- queues -----------------------------------------------------------------------------------------------
-    def draft_choices(self) -> list[tuple[str, int]]:
-        """Pending drafts, oldest first, as dropdown choices."""
-        choices = []
-        for d in self.store.pending_drafts():
-            question = next((m.text for m in reversed(d.context) if m.role == "user"), "")
-            choices.append((f"#{d.id} · {d.language or '?'} · {_age(d.created_at)} · {_preview(question)}", d.id))
-        return choices
+        moment = dt.datetime.fromtimestamp(when, ZoneInfo(zone))
+        today = dt.datetime.now(ZoneInfo(zone)).date()
+        return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M")
 
-    def handoff_choices(self) -> list[tuple[str, str]]:
-        """Handed-off conversations waiting for a person, oldest first."""
-        out = []
-        for h in self.store.open_handoffs():
-            last = next((m.text for m in reversed(h["messages"]) if m.role == "user"), "")
-            out.append((f"{h['conversation_id'][:8]} · {_age(h['created_at'])} · {_preview(last)}",
-                        h["conversation_id"]))  # fmt: skip
-        return out
-
-    def recent_choices(self, limit: int = 30) -> list[tuple[str, int]]:
-        """Recently auto-sent bot replies, newest first."""
-        recent = self.store.recent_auto_sent(limit)
-        return [(f"#{m.id} · {_age(m.created_at)} · {_preview(m.text)}", m.id) for m in recent]
-
-    def refresh(self, draft: int | None, handoff: str | None, recent: int | None) -> tuple[Any, Any, Any, str]:
-        """Timer: new queue contents, keeping each selection while it is still there."""
+    # -- the inbox --------------------------------------------------------------------------------------------
+    def inbox(self, filter_label: str | None, search: str | None, selected: str | None) -> tuple[Any, str]:
+        """The inbox's choices (keeping the selection while it is listed) and the summary line."""
         import gradio as gr
 
-        drafts, handoffs, recents = self.draft_choices(), self.handoff_choices(), self.recent_choices()
+        if filter_label not in FILTERS:
+            filter_label = "All"
+        items = self.desk.inbox(FILTERS[filter_label], (search or "").strip())
+        now = time.time()
+        choices = [(inbox_label(i, now), i.conversation_id) for i in items]
+        values = {i.conversation_id for i in items}
+        counts = self.desk.counts()
+        summary = (f"**{counts['waiting']}** waiting for a person · **{counts['with_agent']}** with an agent · "
+                   f"**{counts['bot']}** with the bot · **{counts['resolved']}** resolved")  # fmt: skip
+        if not choices:
+            summary += " · *no conversation matches the filter*"
+        return gr.update(choices=choices, value=selected if selected in values else None), summary
 
-        def keep(choices: list, value: Any) -> Any:
-            values = [v for _, v in choices]
-            return gr.update(choices=choices, value=value if value in values else (values[0] if values else None))
+    # -- the conversation pane --------------------------------------------------------------------------------
+    def history(self, view: ConversationView) -> list[dict[str, Any]]:
+        """The pane's messages, each labelled with who wrote it and when."""
+        rows = console_history(view.messages)
+        shown = [m for m in view.messages if m.role != "system"]
+        for row, m in zip(rows, shown, strict=True):
+            notice = " · notice" if m.kind == "notice" else ""
+            head, _, body = row["content"].partition("\n\n")
+            row["content"] = f"{head[:-1]} · {self._clock(m.created_at)}{notice}*\n\n{body}"
+        return rows
 
-        summary = f"**{len(drafts)}** draft(s) to review · **{len(handoffs)}** chat(s) waiting for a person"
-        return keep(drafts, draft), keep(handoffs, handoff), keep(recents, recent), summary
+    def header(self, view: ConversationView) -> str:
+        assigned = f"assigned to **{as_text(view.assignee)}**" if view.assignee else "**nobody assigned**"
+        return (f"{ICONS[view.state]} **{STATE_LABELS[view.state]}** · {assigned} · language "
+                f"{as_text(view.language or '?')} · conversation `{view.conversation_id[:8]}`")  # fmt: skip
 
-    # -- drafts -----------------------------------------------------------------------------------------------
-    def show_draft(self, draft_id: int | None) -> tuple[list, str, str, str]:
-        """The conversation, sources with scores, language and the draft text."""
-        if draft_id is None:
-            return [], "No draft selected.", "", ""
-        from chatbot.store import NotFoundError
+    @staticmethod
+    def typing_line(view: ConversationView) -> str:
+        if not view.typing:
+            return ""
+        return f"✍️ {as_text(', '.join(view.typing))} {'is' if len(view.typing) == 1 else 'are'} typing…"
 
-        try:
-            draft = self.store.draft(int(draft_id))
-        except NotFoundError:
-            return [], f"Draft {draft_id} no longer exists.", "", ""
-        context = self.store.messages(draft.conversation_id)
-        context = [m for m in context if m.id <= draft.question_message_id]
-        rows = ["| FAQ entry | question | score |", "|---|---|---|"]
+    def sources(self, view: ConversationView) -> str:
+        """The draft's header and its sources (question, answer, score), shown beside the draft."""
+        draft = view.draft
+        lines = [f"**Draft #{draft.id}** · language **{as_text(draft.language or '?')}** · grounded: "
+                 f"{'yes' if draft.grounded else 'no'}"]  # fmt: skip
+        if not draft.sources:
+            lines.append("*No sources.*")
         for s in draft.sources:
-            rows.append(f"| {as_text(str(s.get('faq_id', '')))} | {as_text(str(s.get('question', '')))} | "
-                        f"{float(s.get('score', 0)):.2f} |")  # fmt: skip
-        sources = "\n".join(rows) if draft.sources else "*No sources.*"
-        details = (f"**Draft #{draft.id}** · language **{as_text(draft.language or '?')}** · "
-                   f"grounded: {'yes' if draft.grounded else 'no'} · state: {draft.state}\n\n{sources}")  # fmt: skip
-        return console_history(context), details, draft.text, draft.language or ""
+            lines.append(f"- **{as_text(str(s.get('question', '')))}** ({as_text(str(s.get('faq_id', '')))}, "
+                         f"score {float(s.get('score', 0)):.2f})  \n  {as_text(str(s.get('answer', '')))}")  # fmt: skip
+        return "\n".join(lines)
 
-    def approve(self, draft_id: int | None, text: str | None, agent: str, edited: bool) -> str:
-        """Send the draft as is (`edited=False`) or with the agent's text."""
-        from chatbot.store import StoreError
-
-        if draft_id is None:
-            return "Select a draft first."
-        if edited and not (text or "").strip():
-            return "The edited reply is empty: write the text to send, or approve the draft as is."
+    def stale_notice(self, ref: str) -> str:
+        """Why the draft on screen can no longer be sent (it was reviewed meanwhile)."""
+        parsed = parse_ref(ref)
+        if parsed is None:
+            return ""
         try:
-            self.store.approve_draft(int(draft_id), agent, text if edited else None)
-        except StoreError as exc:
-            return f"Not sent: {exc}"
-        return f"Draft #{draft_id} sent by {agent}."
+            draft = self.desk.draft(parsed[0])
+        except DeskError:
+            return f"⚠️ Draft #{parsed[0]} no longer exists."
+        who = f" by {as_text(draft.agent)}" if draft.agent else ""
+        return (f"⚠️ **Draft #{draft.id} was {draft.state}{who} meanwhile**: nothing you click here will send it. "
+                "Press **Refresh** to see where the conversation stands.")  # fmt: skip
 
-    def reject(self, draft_id: int | None, reason: str | None, agent: str) -> str:
-        """Reject with a reason; the customer is handed to a person."""
-        from chatbot.store import StoreError
+    def pane(self, conversation_id: str | None, agent: str | None, ref: str | None, signature: str | None,
+             force: bool = False) -> tuple[Any, ...]:  # fmt: skip
+        """The pane's outputs: header, typing, chat, review (visibility), draft details, draft text, draft
+        reference, signature. Unchanged parts are skipped; without `force` a draft on screen is never replaced."""
+        import gradio as gr
 
-        if draft_id is None:
-            return "Select a draft first."
-        if not (reason or "").strip():
-            return "Give a reason for the rejection (it is kept for the FAQ and training review)."
-        try:
-            self.store.reject_draft(int(draft_id), agent, reason.strip())
-        except StoreError as exc:
-            return f"Not rejected: {exc}"
-        return f"Draft #{draft_id} rejected; the conversation is now in the handoff queue."
-
-    # -- handoffs ---------------------------------------------------------------------------------------------
-    def show_conversation(self, conversation_id: str | None) -> list:
-        from chatbot.store import NotFoundError
-
+        skip = gr.skip()
         if not conversation_id:
-            return []
+            return ("Select a conversation in the inbox.", "", [], gr.update(visible=False), "", "", NO_DRAFT, "")
         try:
-            return console_history(self.store.messages(conversation_id))
-        except NotFoundError:
-            return []
+            view = self.desk.view(conversation_id, agent)
+        except DeskError as exc:
+            return (f"⚠️ {as_text(str(exc))}", "", [], gr.update(visible=False), "", "", NO_DRAFT, "")
+        new_signature = repr(view.signature)
+        if not force and new_signature == signature:
+            return (skip,) * 8
+        head, typing, chat = self.header(view), self.typing_line(view), self.history(view)
+        current = draft_ref(view)
+        if force or not ref:  # nothing on screen yet (or the agent asked): show the conversation's draft, if any
+            if view.draft is None:
+                return head, typing, chat, gr.update(visible=False), "", "", NO_DRAFT, new_signature
+            return (head, typing, chat, gr.update(visible=True), self.sources(view), view.draft.text, current,
+                    new_signature)  # fmt: skip
+        if current == ref:  # the same draft: keep the agent's edits in the box
+            return head, typing, chat, skip, skip, skip, skip, new_signature
+        return head, typing, chat, skip, self.stale_notice(ref), skip, skip, new_signature
 
-    def reply(self, conversation_id: str | None, text: str | None, agent: str) -> tuple[list, str, str]:
-        """Send the agent's message to a handed-off customer."""
-        from chatbot.store import StoreError
+    def tick(self, filter_label: str | None, search: str | None, selected: str | None, ref: str | None,
+             signature: str | None, agent: str | None) -> tuple[Any, ...]:  # fmt: skip
+        """Timer: the inbox, the summary and the pane's changes."""
+        return (*self.inbox(filter_label, search, selected), *self.pane(selected, agent, ref, signature))
 
-        if not conversation_id:
-            return [], "Select a conversation first.", text or ""
-        if not (text or "").strip():
-            return self.show_conversation(conversation_id), "Type a reply first.", ""
+    # -- actions ----------------------------------------------------------------------------------------------
+    def _do(self, action: Any, done: str) -> str:
         try:
-            self.store.agent_reply(conversation_id, agent, text.strip())
-        except StoreError as exc:
-            return self.show_conversation(conversation_id), f"Not sent: {exc}", text or ""
-        return self.show_conversation(conversation_id), f"Sent by {agent}.", ""
+            action()
+        except DeskError as exc:
+            return f"⚠️ {as_text(str(exc))}"
+        except Exception as exc:  # noqa: BLE001 - a store refusal (closed, already reviewed) is shown, not raised
+            from chatbot.store import StoreError
 
-    def give_back(self, conversation_id: str | None, agent: str) -> str:
-        """Close the handoff: the bot answers this customer again."""
+            if not isinstance(exc, StoreError):
+                raise
+            return f"⚠️ Not done: {as_text(str(exc))}"
+        return done
+
+    def assign(self, conversation_id: str | None, agent: str) -> str:
         if not conversation_id:
             return "Select a conversation first."
-        self.store.resolve_handoff(conversation_id, agent)
-        return f"Conversation {conversation_id[:8]} handed back to the bot."
+        return self._do(lambda: self.desk.assign(conversation_id, agent), f"Assigned to {as_text(agent)}.")
+
+    def reply(self, conversation_id: str | None, text: str | None, agent: str) -> tuple[str, str]:
+        """Send the agent's message; returns the status and what stays in the reply box."""
+        if not conversation_id:
+            return "Select a conversation first.", text or ""
+        status = self._do(lambda: self.desk.reply(conversation_id, agent, text or ""), f"Sent by {as_text(agent)}.")
+        return status, "" if status.startswith("Sent") else text or ""
+
+    def typing(self, conversation_id: str | None, agent: str) -> None:
+        if conversation_id:
+            self.desk.typing(conversation_id, agent)
+
+    def hand_back(self, conversation_id: str | None, agent: str) -> str:
+        if not conversation_id:
+            return "Select a conversation first."
+        return self._do(lambda: self.desk.hand_back(conversation_id, agent),
+                        "Handed back to the bot; the customer was told.")  # fmt: skip
+
+    def resolve(self, conversation_id: str | None, agent: str) -> str:
+        if not conversation_id:
+            return "Select a conversation first."
+        return self._do(lambda: self.desk.resolve(conversation_id, agent),
+                        "Resolved; the customer got a closing message.")  # fmt: skip
+
+    def reopen(self, conversation_id: str | None, agent: str) -> str:
+        if not conversation_id:
+            return "Select a conversation first."
+        return self._do(lambda: self.desk.reopen(conversation_id, agent), f"Reopened and assigned to {as_text(agent)}.")
+
+    def approve(self, ref: str | None, text: str | None, agent: str, edited: bool) -> str:
+        """Send the draft on screen (`ref`) as is, or the agent's edit of it."""
+        parsed = parse_ref(ref)
+        if parsed is None:
+            return "No draft on screen: select a conversation with a draft first."
+        draft_id, version = parsed
+        return self._do(lambda: self.desk.approve(draft_id, version, agent, text if edited else None),
+                        f"Draft #{draft_id} sent by {as_text(agent)}.")  # fmt: skip
+
+    def reject(self, ref: str | None, reason: str | None, agent: str) -> str:
+        parsed = parse_ref(ref)
+        if parsed is None:
+            return "No draft on screen: select a conversation with a draft first."
+        draft_id, version = parsed
+        return self._do(lambda: self.desk.reject(draft_id, version, agent, reason or ""),
+                        f"Draft #{draft_id} rejected; the conversation waits for a person.")  # fmt: skip
 
     # -- auto-sent replies ------------------------------------------------------------------------------------
+    def recent_choices(self, limit: int = 30) -> list[tuple[str, int]]:
+        """Recently auto-sent bot replies, newest first."""
+        recent = self.engine.store.recent_auto_sent(limit)
+        return [(f"#{m.id} · {_age(m.created_at)} · {_preview(m.text)}", m.id) for m in recent]
+
+    def refresh_recent(self, recent: int | None) -> Any:
+        import gradio as gr
+
+        choices = self.recent_choices()
+        values = [v for _, v in choices]
+        return gr.update(choices=choices, value=recent if recent in values else None)
+
     def show_sent(self, message_id: int | None) -> tuple[list, str]:
         from chatbot.store import NotFoundError
 
         if message_id is None:
             return [], ""
         try:
-            message = self.store.message(int(message_id))
+            message = self.engine.store.message(int(message_id))
         except NotFoundError:
             return [], ""
-        context = [m for m in self.store.messages(message.conversation_id) if m.id <= message.id]
+        context = [m for m in self.engine.store.messages(message.conversation_id) if m.id <= message.id]
         return console_history(context), message.text
 
     def rate_sent(self, message_id: int | None, up: bool, agent: str) -> str:
         if message_id is None:
             return "Select a reply first."
-        self.store.add_feedback(int(message_id), up, f"agent {agent}")
+        self.engine.store.add_feedback(int(message_id), up, f"agent {agent}")
         return f"Reply #{message_id} rated {'👍' if up else '👎'}."
 
     def correct_sent(self, message_id: int | None, text: str | None, agent: str) -> str:
         """Send a corrected reply to the customer; it joins the training export as an agent-written reply."""
-        from chatbot.store import StoreError
-
         if message_id is None:
             return "Select a reply first."
         if not (text or "").strip():
             return "Write the corrected reply first."
-        message = self.store.message(int(message_id))
+        message = self.engine.store.message(int(message_id))
         if text.strip() == message.text.strip():
             return "The text is unchanged: edit it before sending a correction."
-        try:
-            self.store.agent_reply(message.conversation_id, agent, text.strip())
-        except StoreError as exc:
-            return f"Not sent: {exc}"
-        self.store.add_feedback(int(message_id), False, f"corrected by agent {agent}")
-        return f"Correction of reply #{message_id} sent to the customer by {agent}."
+        status = self._do(lambda: self.engine.store.agent_reply(message.conversation_id, agent, text.strip()), "")
+        if status:
+            return status
+        self.engine.store.add_feedback(int(message_id), False, f"corrected by agent {agent}")
+        return f"Correction of reply #{message_id} sent to the customer by {as_text(agent)}."
 
 
 def build(engine: Any) -> Any:
@@ -205,43 +317,50 @@ def build(engine: Any) -> Any:
     import gradio as gr
 
     console = AgentConsole(engine)
-    with gr.Blocks(title="Agent console") as demo:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.HTML(CSS, padding=False)
         with gr.Row():
             gr.Markdown("## Agent console")
             who = gr.Markdown("", elem_id="agent-who")
             gr.HTML('<a href="/logout">Sign out</a>', elem_id="logout")
         summary = gr.Markdown("", elem_id="agent-summary")
-        timer = gr.Timer(REFRESH_S)
-        with gr.Tab("Drafts to review", elem_id="tab-drafts"):
-            draft = gr.Dropdown(
-                label="Drafts, oldest first", choices=[], elem_id="draft-select", allow_custom_value=True
-            )
-            with gr.Row():
-                with gr.Column(scale=3):
-                    draft_chat = gr.Chatbot(label="Conversation", height=320, latex_delimiters=[],
-                                            sanitize_html=True, allow_tags=False, feedback_options=None)  # fmt: skip
-                with gr.Column(scale=2):
-                    draft_info = gr.Markdown("", elem_id="draft-info")
-                    draft_language = gr.Textbox(label="Language", interactive=False)
-            draft_text = gr.Textbox(label="Draft (edit before sending if needed)", lines=4, elem_id="draft-text")
-            with gr.Row():
-                approve = gr.Button("Approve and send", variant="primary", elem_id="approve")
-                send_edit = gr.Button("Send edited text", elem_id="send-edited")
-            with gr.Row():
-                reason = gr.Textbox(label="Reason for rejecting", scale=3, elem_id="reject-reason")
-                reject = gr.Button("Reject (hand to a person)", variant="stop", scale=1, elem_id="reject")
-            draft_status = gr.Markdown("", elem_id="draft-status")
-        with gr.Tab("Chats waiting for a person", elem_id="tab-handoffs"):
-            handoff = gr.Dropdown(
-                label="Conversations, oldest first", choices=[], elem_id="handoff-select", allow_custom_value=True
-            )
-            handoff_chat = gr.Chatbot(label="Conversation", height=320, latex_delimiters=[], sanitize_html=True,
-                                      allow_tags=False, feedback_options=None)  # fmt: skip
-            handoff_text = gr.Textbox(label="Your reply", lines=3, elem_id="handoff-text")
-            with gr.Row():
-                handoff_send = gr.Button("Send reply", variant="primary", elem_id="handoff-send")
-                handoff_back = gr.Button("Hand back to the bot", elem_id="handoff-back")
-            handoff_status = gr.Markdown("")
+        timer = gr.Timer(LIVE_S)
+        selected = gr.Textbox(visible=False, elem_id="selected-conversation")
+        ref = gr.Textbox(visible=False, elem_id="draft-ref")
+        signature = gr.State("")
+        with gr.Tab("Inbox", elem_id="tab-inbox"), gr.Row():
+            with gr.Column(scale=2, min_width=320):
+                state_filter = gr.Radio(list(FILTERS), value="All", label="Show", elem_id="inbox-filter")
+                search = gr.Textbox(placeholder="Search the messages…", show_label=False, elem_id="inbox-search")
+                inbox = gr.Radio(choices=[], label="Conversations (waiting first, then latest activity)",
+                                 elem_id="inbox")  # fmt: skip
+            with gr.Column(scale=3):
+                header = gr.Markdown("Select a conversation in the inbox.", elem_id="pane-header")
+                with gr.Row():
+                    assign = gr.Button("Assign to me", size="sm", elem_id="assign")
+                    back = gr.Button("Hand back to the bot", size="sm", elem_id="hand-back")
+                    resolve = gr.Button("Resolve", size="sm", elem_id="resolve")
+                    reopen = gr.Button("Reopen", size="sm", elem_id="reopen")
+                    refresh = gr.Button("↻ Refresh", size="sm", elem_id="pane-refresh")
+                chat = gr.Chatbot(label="Conversation", height=360, latex_delimiters=[], sanitize_html=True,
+                                  allow_tags=False, feedback_options=None, elem_id="pane-chat")  # fmt: skip
+                typing = gr.Markdown("", elem_id="pane-typing")
+                with gr.Group(visible=False, elem_id="review") as review:
+                    with gr.Row():
+                        with gr.Column(scale=3):
+                            draft_text = gr.Textbox(label="Draft (edit before sending if needed)", lines=5,
+                                                    elem_id="draft-text")  # fmt: skip
+                        with gr.Column(scale=2):
+                            draft_info = gr.Markdown("", elem_id="draft-info")
+                    with gr.Row():
+                        approve = gr.Button("Approve and send", variant="primary", elem_id="approve")
+                        send_edit = gr.Button("Send edited text", elem_id="send-edited")
+                    with gr.Row():
+                        reason = gr.Textbox(label="Reason for rejecting", scale=3, elem_id="reject-reason")
+                        reject = gr.Button("Reject (hand to a person)", variant="stop", scale=1, elem_id="reject")
+                reply_text = gr.Textbox(label="Your reply to the customer", lines=3, elem_id="reply-text")
+                send = gr.Button("Send reply", variant="primary", elem_id="reply-send")
+                status = gr.Markdown("", elem_id="desk-status")
         with gr.Tab("Recently auto-sent", elem_id="tab-recent"):
             recent = gr.Dropdown(
                 label="Bot replies sent without review, newest first", choices=[], allow_custom_value=True
@@ -255,33 +374,79 @@ def build(engine: Any) -> Any:
                 correct = gr.Button("Send correction", variant="primary")
             recent_status = gr.Markdown("")
 
+        pane_out = [header, typing, chat, review, draft_info, draft_text, ref, signature]
+        live_in = [state_filter, search, selected, ref, signature]
+
         def whoami(request: gr.Request) -> str:
             return f"Signed in as **{as_text(agent_name(request))}**"
 
-        refresh_outputs = [draft, handoff, recent, summary]
+        def tick(filter_label, text, conversation_id, shown, sig, request: gr.Request):
+            return console.tick(filter_label, text, conversation_id, shown, sig, agent_name(request))
+
+        def show_list(filter_label, text, conversation_id):
+            return console.inbox(filter_label, text, conversation_id)
+
+        def open_conversation(conversation_id, request: gr.Request):
+            return (conversation_id or "", "", *console.pane(conversation_id, agent_name(request), NO_DRAFT, "", True))
+
+        def redraw(conversation_id, request: gr.Request):
+            return console.pane(conversation_id, agent_name(request), NO_DRAFT, "", force=True)
+
         demo.load(whoami, None, who, api_name="whoami")
-        demo.load(console.refresh, [draft, handoff, recent], refresh_outputs, api_name="refresh")
-        timer.tick(console.refresh, [draft, handoff, recent], refresh_outputs, show_progress="hidden",
-                   api_visibility="private")  # fmt: skip
-        draft.change(console.show_draft, [draft], [draft_chat, draft_info, draft_text, draft_language],
-                     api_name="show_draft")  # fmt: skip
-        handoff.change(console.show_conversation, [handoff], [handoff_chat], api_name="show_conversation")
-        recent.change(console.show_sent, [recent], [recent_chat, correction], api_name="show_sent")
+        demo.load(tick, live_in, [inbox, summary, *pane_out], api_name="inbox")
+        timer.tick(tick, live_in, [inbox, summary, *pane_out], show_progress="hidden", api_visibility="private")
+        summary.change(None, [summary], None, js=TITLE_JS)
+        for trigger in (state_filter.change, search.submit):
+            trigger(show_list, [state_filter, search, selected], [inbox, summary], show_progress="hidden",
+                    api_visibility="private")  # fmt: skip
+        # `input` fires on the agent's click only, never when the timer redraws the list
+        pick = inbox.input(lambda conversation_id: conversation_id or "", [inbox], [selected], queue=False,
+                           show_progress="hidden", api_visibility="private")  # fmt: skip
+        pick.then(open_conversation, [selected], [selected, status, *pane_out], api_name="open")
+        refresh.click(redraw, [selected], pane_out, api_visibility="private")
 
-        def do_approve(draft_id, request: gr.Request):
-            return console.approve(draft_id, None, agent_name(request), edited=False)
+        def do_typing(conversation_id, request: gr.Request):
+            console.typing(conversation_id, agent_name(request))
 
-        def do_send_edit(draft_id, text, request: gr.Request):
-            return console.approve(draft_id, text, agent_name(request), edited=True)
+        reply_text.input(do_typing, [selected], None, queue=False, show_progress="hidden", api_visibility="private")
 
-        def do_reject(draft_id, why, request: gr.Request):
-            return console.reject(draft_id, why, agent_name(request))
+        def do_assign(conversation_id, request: gr.Request):
+            return console.assign(conversation_id, agent_name(request))
 
         def do_reply(conversation_id, text, request: gr.Request):
             return console.reply(conversation_id, text, agent_name(request))
 
-        def do_give_back(conversation_id, request: gr.Request):
-            return console.give_back(conversation_id, agent_name(request))
+        def do_hand_back(conversation_id, request: gr.Request):
+            return console.hand_back(conversation_id, agent_name(request))
+
+        def do_resolve(conversation_id, request: gr.Request):
+            return console.resolve(conversation_id, agent_name(request))
+
+        def do_reopen(conversation_id, request: gr.Request):
+            return console.reopen(conversation_id, agent_name(request))
+
+        def do_approve(shown, request: gr.Request):
+            return console.approve(shown, None, agent_name(request), edited=False)
+
+        def do_send_edit(shown, text, request: gr.Request):
+            return console.approve(shown, text, agent_name(request), edited=True)
+
+        def do_reject(shown, why, request: gr.Request):
+            return console.reject(shown, why, agent_name(request))
+
+        for event in (
+            assign.click(do_assign, [selected], [status], api_name="assign"),
+            send.click(do_reply, [selected, reply_text], [status, reply_text], api_name="reply"),
+            back.click(do_hand_back, [selected], [status], api_name="hand_back"),
+            resolve.click(do_resolve, [selected], [status], api_name="resolve"),
+            reopen.click(do_reopen, [selected], [status], api_name="reopen"),
+            approve.click(do_approve, [ref], [status], api_name="approve"),
+            send_edit.click(do_send_edit, [ref, draft_text], [status], api_name="send_edited"),
+            reject.click(do_reject, [ref, reason], [status], api_name="reject"),
+        ):
+            event.then(redraw, [selected], pane_out, api_visibility="private").then(
+                show_list, [state_filter, search, selected], [inbox, summary], api_visibility="private"
+            )
 
         def do_good(message_id, request: gr.Request):
             return console.rate_sent(message_id, True, agent_name(request))
@@ -292,18 +457,14 @@ def build(engine: Any) -> Any:
         def do_correct(message_id, text, request: gr.Request):
             return console.correct_sent(message_id, text, agent_name(request))
 
+        demo.load(console.refresh_recent, [recent], [recent], api_visibility="private")
+        recent.focus(console.refresh_recent, [recent], [recent], api_visibility="private")
+        recent.change(console.show_sent, [recent], [recent_chat, correction], api_name="show_sent")
         for event in (
-            approve.click(do_approve, [draft], [draft_status], api_name="approve"),
-            send_edit.click(do_send_edit, [draft, draft_text], [draft_status], api_name="send_edited"),
-            reject.click(do_reject, [draft, reason], [draft_status], api_name="reject"),
-            handoff_send.click(
-                do_reply, [handoff, handoff_text], [handoff_chat, handoff_status, handoff_text], api_name="reply"
-            ),
-            handoff_back.click(do_give_back, [handoff], [handoff_status], api_name="give_back"),
             good.click(do_good, [recent], [recent_status], api_name="rate_good"),
             bad.click(do_bad, [recent], [recent_status], api_name="rate_bad"),
             correct.click(do_correct, [recent, correction], [recent_status], api_name="correct"),
         ):
-            event.then(console.refresh, [draft, handoff, recent], refresh_outputs, api_visibility="private")
+            event.then(console.refresh_recent, [recent], [recent], api_visibility="private")
     demo.console = console
     return demo

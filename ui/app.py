@@ -107,6 +107,12 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
         response.delete_cookie(COOKIE, path="/")
         return response
 
+    @app.get("/agent", include_in_schema=False)
+    @app.get("/admin", include_in_schema=False)
+    def with_slash(request: Request):  # a mounted Gradio page answers only below its prefix (/agent/, /admin/)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{request.url.path}/{query}", status_code=307)
+
     concurrency = max(1, config.scheduler.max_batch)
     queue_size = max(1, config.scheduler.max_queue)
     agent_blocks = agent.build(engine).queue(default_concurrency_limit=4, max_size=queue_size)
