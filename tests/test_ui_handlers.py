@@ -14,6 +14,7 @@ from gradio_client.exceptions import AppError
 
 from knowledge_base.kb import demo_faq_path
 from ui.auth import COOKIE
+from ui.render import ARRIVED, RATEABLE
 
 
 def plain(markdown: str) -> str:
@@ -81,7 +82,7 @@ def test_talk_to_a_person_and_the_agent_reply_arrives(customer, live_reset):
     assert cid(conversation_id) in [value for _, value in inbox["choices"]]
     agent.predict(cid(conversation_id), "Hi, Ann here. How can I help?", api_name="/reply")
     history = customer.predict(conversation_id, api_name="/poll")  # the page's timer
-    assert texts(history)[-1] == "👤 *Support team:* Hi, Ann here\\. How can I help?"
+    assert texts(history)[-1] == f"👤 *Support team:* Hi, Ann here. How can I help?{RATEABLE}{ARRIVED}"
 
 
 def test_agent_approves_a_draft_once_and_the_customer_sees_it(customer, live_reset):
@@ -188,7 +189,7 @@ def test_stop_button_cancels_the_reply_and_keeps_what_was_shown(customer, live_r
     job.result()
     assert time.monotonic() - started < 3, "the stop button should end the reply at once"
     last = texts(job.outputs()[-1][0])[1]
-    assert last.endswith("*(stopped)*") and len(last) < len("Open My Orders and press Track. " * 60)
+    assert last.endswith(f"*(stopped)*{RATEABLE}") and len(last) < len("Open My Orders and press Track. " * 60)
     reply = [m for m in live_reset.engine.store.messages(cid(conversation_id)) if m.role == "bot"][-1]
     assert reply.status == "cancelled"
 
@@ -203,10 +204,10 @@ def test_thumbs_rate_the_reply_even_from_its_source_rows(engine):
     source_row = max(i for i, row in enumerate(view.history) if row.get("metadata"))
     assert chat.rate(view.message_ids, source_row, "Like") == "Thanks for the feedback!"
     assert chat.rate(view.message_ids, 1, "Dislike") == "Thanks for the feedback!"
-    assert chat.rate(view.message_ids, 0, "Like") == "Only the bot's and the team's replies can be rated."
+    assert chat.rate(view.message_ids, 0, "Like") == "Only answers from the bot and the team can be rated."
     assert chat.rate(view.message_ids, 99, "Like") == ""
     stats = engine.store.stats()
-    assert (stats["thumbs_up"], stats["thumbs_down"]) == (1, 1)
+    assert (stats["thumbs_up"], stats["thumbs_down"]) == (0, 1)  # the later thumb on the same reply replaces the first
     assert view.message_ids[1] == reply.message_id
 
 

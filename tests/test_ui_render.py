@@ -6,7 +6,7 @@ import html
 
 import pytest
 
-from ui.render import HOLD_PREFIX, as_text, render_messages
+from ui.render import HOLD_PREFIX, RATEABLE, as_text, render_messages
 
 CASES = [
     ("<script>alert(1)</script>", "&lt;script&gt;"),
@@ -42,7 +42,7 @@ def test_drafted_reply_is_replaced_by_the_agent_text_and_sources_rate_their_repl
     sent_id = store.approve_draft(held.draft_id, "ann", "It ships <today>.")
     view = render_messages(store.messages(conversation))
     assert [m["role"] for m in view.history] == ["user", "assistant"]
-    assert "It ships &lt;today&gt;\\." in view.history[-1]["content"]
+    assert "It ships &lt;today&gt;." in view.history[-1]["content"] and RATEABLE in view.history[-1]["content"]
     assert view.message_ids[-1] == sent_id and view.last_id == sent_id
 
     engine.config.routing.mode = "auto"

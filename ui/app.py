@@ -27,7 +27,7 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     from fastapi.responses import HTMLResponse, RedirectResponse
 
     from chatbot.config import AppConfig
-    from ui import admin, agent, customer
+    from ui import admin, agent, customer, widget
     from ui.api import ActiveChats, create_router
 
     config = config or (engine.config if engine is not None else AppConfig.load())
@@ -66,6 +66,7 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
                        allowed_origins=config.server.allowed_origins)  # outermost  # fmt: skip
     app.add_exception_handler(RequestValidationError, api_validation_handler)
     app.include_router(create_router(engine, config, active))
+    app.include_router(widget.create_router(config))
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(next: str = "/agent") -> str:  # noqa: A002 - the query parameter's name
@@ -120,15 +121,20 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     customer_blocks = customer.build(engine, active, concurrency=concurrency, company=config.prompt.company).queue(
         default_concurrency_limit=concurrency, max_size=queue_size
     )
-    app.state.blocks = {"customer": customer_blocks, "agent": agent_blocks, "admin": admin_blocks}
+    widget_blocks = customer.build(engine, active, concurrency=concurrency, company=config.prompt.company,
+                                   storage_key=customer.WIDGET_STORAGE_KEY).queue(default_concurrency_limit=concurrency,
+                                                                                  max_size=queue_size)  # fmt: skip
+    app.state.blocks = {"customer": customer_blocks, "agent": agent_blocks, "admin": admin_blocks,
+                        "widget": widget_blocks}  # fmt: skip
     common = {"ssr_mode": False, "footer_links": [], "css": customer.CSS}
     common["blocked_paths"] = blocked_paths(config, engine)
     gr.mount_gradio_app(app, agent_blocks, path="/agent", auth_dependency=gradio_auth(store, ("agent", "admin")),
                         **common)  # fmt: skip
     gr.mount_gradio_app(app, admin_blocks, path="/admin", auth_dependency=gradio_auth(store, ("admin",)),
                         max_file_size=admin.MAX_FAQ_BYTES, **common)  # fmt: skip
+    gr.mount_gradio_app(app, widget_blocks, path="/widget", **common)  # the chat framed by the website widget
     gr.mount_gradio_app(app, customer_blocks, path="/", **common)  # last: it matches every other path
-    pages.update({"/agent": agent_blocks, "/admin": admin_blocks, "": customer_blocks})
+    pages.update({"/agent": agent_blocks, "/admin": admin_blocks, "/widget": widget_blocks, "": customer_blocks})
     for route in app.routes:
         if getattr(route, "app", None) is not None and hasattr(route.app, "get_blocks"):  # a mounted Gradio app
             route.app.add_exception_handler(RequestValidationError, gradio_validation_handler)

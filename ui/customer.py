@@ -1,5 +1,6 @@
-"""The customer chat at `/`: streamed replies with their sources, hold and handoff states, agent replies arriving
-by a timer, "talk to a person", thumbs, stop, and the conversation kept in the browser across reloads."""
+"""The customer chat at `/` (and, framed, at `/widget/`): streamed replies with their sources, hold and handoff
+states, team replies arriving by a timer with a badge, "talk to a person", "new conversation", thumbs on answers,
+stop (the button or Esc), page texts in the conversation's language, and the conversation kept in the browser."""
 
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
 import logging
@@ -7,14 +8,19 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ui.render import Rendered, as_text, render_messages
+from ui.i18n import page_language, supported, text
+from ui.render import Rendered, as_markdown, as_text, render_messages
 
 log = logging.getLogger(__name__)
 
 POLL_S = 2.0
 """How often an open chat page looks for agent replies."""
 STORAGE_KEY = "support-chat-conversation"
-"""The browser's local-storage key for the conversation token (`<id>:<secret>`)."""
+"""The browser's local-storage key for the conversation token (`<id>:<secret>`) of the chat page."""
+WIDGET_STORAGE_KEY = "support-widget-conversation"
+"""The same for the chat framed by the website widget: a conversation of its own."""
+MAX_TYPED = 200
+"""At most this many of the customer's messages are kept as typed for the page session (the newest)."""
 
 
 def conversation_token(store: Any, conversation_id: str) -> str:
@@ -28,12 +34,24 @@ def conversation_of(store: Any, token: str | None) -> str | None:
     return conversation_id if store.check_secret(conversation_id, secret) else None
 
 
-class CustomerChat:
-    """The chat page's handlers, plain methods over the engine (the Gradio wiring is in `build`)."""
+def _asked(request: Any) -> tuple[str | None, str | None]:
+    """The page language a request asks for: `?lang=` and the `Accept-Language` header."""
+    if request is None:
+        return None, None
+    return request.query_params.get("lang"), request.headers.get("accept-language")
 
-    def __init__(self, engine: Any, active: Any = None):
+
+class CustomerChat:
+    """The chat page's handlers, plain methods over the engine (the Gradio wiring is in `build`).
+
+    `typed` (a per-page-session dict, message id -> the customer's text as typed) lets the page show the customer's
+    own words while the store keeps the masked copy; it is never written anywhere.
+    """
+
+    def __init__(self, engine: Any, active: Any = None, company: str = "Acme"):
         self.engine = engine
         self.active = active
+        self.company = company
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -44,68 +62,94 @@ class CustomerChat:
         except Exception:  # noqa: BLE001 - a source from a version no longer loaded just is not shown
             return None
 
-    def render(self, conversation_id: str | None) -> Rendered:
-        """The conversation from the store (empty for an unknown or missing id)."""
+    def _conversation(self, conversation_id: str | None) -> Any:
+        from chatbot.store import NotFoundError
+
         if not conversation_id:
-            return Rendered()
+            return None
+        try:
+            return self.engine.store.get_conversation(conversation_id)
+        except NotFoundError:
+            return None
+
+    def language(self, conversation_id: str | None, request: Any = None) -> str:
+        """The page's language: the conversation's, else `?lang=`, else the browser's, else English."""
+        conversation = self._conversation(conversation_id)
+        return page_language(conversation.language if conversation else None, *_asked(request))
+
+    def render(self, conversation_id: str | None, typed: dict | None = None, arrived_after: int | None = None,
+               language: str | None = None) -> Rendered:  # fmt: skip
+        """The conversation from the store (empty for an unknown or missing id)."""
         from chatbot.plan import FACT_SOURCE_RATIO
         from chatbot.store import NotFoundError
 
+        if not conversation_id:
+            return Rendered()
+        store = self.engine.store
         try:
-            return render_messages(self.engine.store.messages(conversation_id), self._lookup, FACT_SOURCE_RATIO)
+            messages = store.messages(conversation_id)
         except NotFoundError:
             return Rendered()
+        return render_messages(messages, self._lookup, FACT_SOURCE_RATIO, typed=typed,
+                               ratings=store.customer_ratings(conversation_id), arrived_after=arrived_after,
+                               language=language or self.language(conversation_id))  # fmt: skip
 
     def _known(self, token: str | None) -> str | None:
         """The open conversation `token` proves access to, else None."""
-        from chatbot.store import NotFoundError
+        conversation = self._conversation(conversation_of(self.engine.store, token))
+        return None if conversation is None or conversation.status == "closed" else conversation.id
 
-        conversation_id = conversation_of(self.engine.store, token)
-        if not conversation_id:
-            return None
-        try:
-            conversation = self.engine.store.get_conversation(conversation_id)
-        except NotFoundError:
-            return None
-        return None if conversation.status == "closed" else conversation_id
+    def _start(self, request: Any) -> str:
+        """A new conversation, in the language the page was asked for (if the pages speak it)."""
+        conversation_id = self.engine.start_conversation(channel="web")
+        asked, accept = _asked(request)
+        if supported(asked) or supported(accept):
+            self.engine.store.set_language(conversation_id, page_language(None, asked, accept))
+        return conversation_id
 
-    # -- handlers ---------------------------------------------------------------------------------------------
     def _token(self, conversation_id: str) -> str:
         return conversation_token(self.engine.store, conversation_id) if conversation_id else ""
 
-    def restore(self, token: str | None) -> tuple[list, str, list, int]:
+    # -- handlers ---------------------------------------------------------------------------------------------
+    def restore(self, token: str | None, typed: dict | None = None, request: Any = None) -> tuple[list, str, list, int]:
         """Page load: show the conversation kept in the browser (its token), if the server still knows it."""
         conversation_id = self._known(token) or ""
-        view = self.render(conversation_id)
+        view = self.render(conversation_id, typed, language=self.language(conversation_id, request))
         return view.history, self._token(conversation_id), view.message_ids, view.last_id
 
-    def send(self, text: str, token: str | None) -> Iterator[tuple[list, str, list, int, str]]:
-        """Stream the reply to `text`: yields `(history, conversation token, message_ids, last_id, textbox)`."""
+    def send(self, message: str, token: str | None, typed: dict | None = None, request: Any = None
+             ) -> Iterator[tuple[list, str, list, int, str, dict]]:  # fmt: skip
+        """Stream the reply to `message`: yields `(chat, conversation token, message_ids, last_id, textbox, typed)`.
+
+        A refused message raises `gr.Error` before anything is stored (the textbox keeps it for correcting)."""
         import gradio as gr
 
         from chatbot.engine import InputError
 
-        conversation_id = self._known(token) or self.engine.start_conversation(channel="web")
+        typed = dict(typed or {})
+        conversation_id = self._known(token) or self._start(request)
+        language = self.language(conversation_id, request)
         token = self._token(conversation_id)
-        view = self.render(conversation_id)
+        view = self.render(conversation_id, typed, language=language)
         cancel = threading.Event()
         try:
-            stream = self.engine.stream(conversation_id, text or "", cancel=cancel)
+            stream = self.engine.stream(conversation_id, message or "", cancel=cancel)
         except InputError as exc:  # the customer's mistake, not the server's: one log line, no traceback
             log.info("message refused (%s): %s", exc.code, exc)
-            raise gr.Error(str(exc), title="Message not sent", print_exception=False) from None
+            raise gr.Error(str(exc), title=text("not_sent", language), print_exception=False) from None
         with self._lock:
             self._cancels[conversation_id] = cancel
-        history = [*view.history, {"role": "user", "content": as_text(text.strip())}]
+        history = [*view.history, {"role": "user", "content": as_text(message.strip())}]
         ids = [*view.message_ids, None]
         shown = ""
-        yield [*history, {"role": "assistant", "content": "…"}], token, ids, view.last_id, ""
+        yield [*history, {"role": "assistant", "content": "…"}], token, ids, view.last_id, "", typed
         try:
             if self.active is not None:
                 self.active.__enter__()
             for piece in stream:
                 shown += piece
-                yield [*history, {"role": "assistant", "content": as_text(shown)}], token, ids, view.last_id, ""
+                growing = {"role": "assistant", "content": as_markdown(shown)}
+                yield [*history, growing], token, ids, view.last_id, "", typed
         finally:
             if self.active is not None:
                 self.active.__exit__(None, None, None)
@@ -113,92 +157,201 @@ class CustomerChat:
                 stream.close()
             with self._lock:
                 self._cancels.pop(conversation_id, None)
-        final = self.render(conversation_id)  # the recorded reply: fallback text, sources, hold state
-        yield final.history, token, final.message_ids, final.last_id, ""
+        mine = [m.id for m in self.engine.store.messages(conversation_id, after_id=view.last_id) if m.role == "user"]
+        if mine:
+            typed[mine[0]] = message.strip()
+            typed = dict(sorted(typed.items())[-MAX_TYPED:])
+        final = self.render(conversation_id, typed, language=language)  # the recorded reply: sources, hold state
+        yield final.history, token, final.message_ids, final.last_id, "", typed
 
     def stop(self, token: str | None) -> None:
-        """The stop button: cancel the reply being generated (what was shown is kept)."""
+        """The stop button (or Esc): cancel the reply being generated (what was shown is kept)."""
         conversation_id = conversation_of(self.engine.store, token)
         with self._lock:
             cancel = self._cancels.get(conversation_id) if conversation_id else None
         if cancel is not None:
             cancel.set()
 
-    def talk_to_person(self, token: str | None) -> tuple[list, str, list, int]:
+    def talk_to_person(self, token: str | None, typed: dict | None = None, request: Any = None
+                       ) -> tuple[list, str, list, int]:  # fmt: skip
         """Hand the conversation to a person; the notice appears in the chat."""
-        conversation_id = self._known(token) or self.engine.start_conversation(channel="web")
+        conversation_id = self._known(token) or self._start(request)
         self.engine.request_human(conversation_id)
-        view = self.render(conversation_id)
+        view = self.render(conversation_id, typed, language=self.language(conversation_id, request))
         return view.history, self._token(conversation_id), view.message_ids, view.last_id
 
-    def poll(self, token: str | None, last_id: int | None) -> tuple[Any, Any, Any]:
-        """Timer: re-render when the store has newer messages (an agent's reply or an approved draft)."""
+    def new_conversation(self, token: str | None) -> tuple[list, str, list, int, str, dict, str]:
+        """Forget the conversation on this page (a reply still streaming is stopped) and start afresh with the next
+        message: `(chat, token, message_ids, last_id, textbox, typed, feedback note)`. The old conversation stays
+        with the team as it is."""
+        self.stop(token)
+        return [], "", [], 0, "", {}, ""
+
+    def thumbs(self, token: str | None) -> Any:
+        """The thumbs the customer gave in the conversation, for the chat to show them lit (after a reload)."""
         import gradio as gr
+
+        return gr.update(feedback_value=self.render(conversation_of(self.engine.store, token)).feedback)
+
+    def poll(self, token: str | None, last_id: int | None, typed: dict | None = None) -> tuple[Any, Any, Any]:
+        """Timer: re-render when the store has newer messages (an agent's reply or an approved draft); team replies
+        newer than `last_id` are marked so the page scrolls to them and shows its badge."""
+        import gradio as gr
+
+        from chatbot.store import NotFoundError
 
         conversation_id = conversation_of(self.engine.store, token)
         if not conversation_id:
             return gr.skip(), gr.skip(), gr.skip()
-        from chatbot.store import NotFoundError
-
         try:
             newer = self.engine.store.messages(conversation_id, after_id=last_id or 0)
         except NotFoundError:
             return gr.skip(), gr.skip(), gr.skip()
         if not newer:
             return gr.skip(), gr.skip(), gr.skip()
-        view = self.render(conversation_id)
+        view = self.render(conversation_id, typed, arrived_after=last_id or 0)
         return view.history, view.message_ids, view.last_id
 
-    def rate(self, message_ids: list, index: Any, liked: Any) -> str:
-        """A thumb on a bot reply (or on one of its sources: that rates the reply)."""
+    def rate(self, message_ids: list, index: Any, liked: Any, language: str = "en") -> str:
+        """A thumb on a bot or team answer; taking it back (`liked` None or "") removes it. Rows that cannot be rated
+        (the customer's own, notices) get a short explanation; the page shows no thumbs there in the first place."""
         position = index[0] if isinstance(index, list | tuple) else index
         if not isinstance(position, int) or not 0 <= position < len(message_ids or []):
             return ""
         message_id = message_ids[position]
         if message_id is None:
-            return "Only the bot's and the team's replies can be rated."
-        if liked is None or liked == "":  # the thumb was taken back: nothing to record
-            return ""
-        up = liked is True or str(liked).lower() in ("like", "true")
-        self.engine.store.add_feedback(message_id, up)
-        return "Thanks for the feedback!"
+            return text("not_rated", language)
+        taken_back = liked is None or liked == ""
+        up = None if taken_back else liked is True or str(liked).lower() in ("like", "true")
+        self.engine.store.rate_as_customer(message_id, up)
+        return "" if taken_back else text("thanks", language)
+
+    def labels(self, token: str | None, request: Any = None) -> tuple[Any, ...]:
+        """The page's fixed texts in its language (see `language`), for the components `build` lists."""
+        import gradio as gr
+
+        language = self.language(conversation_of(self.engine.store, token), request)
+
+        def t(key: str) -> str:
+            return text(key, language, company=self.company)
+
+        return (
+            gr.update(value=f"## {as_text(t('title'))}\n{as_text(t('intro'))}"),
+            gr.update(label=t("chat"), placeholder=as_text(t("empty"))),
+            gr.update(label=t("message"), placeholder=t("placeholder")),
+            gr.update(value=t("send")),
+            gr.update(value=t("stop")),
+            gr.update(value=t("person")),
+            gr.update(value=t("new")),
+            gr.update(value=badge_html(t("arrived"))),
+            language,
+        )
+
+
+def badge_html(label: str) -> str:
+    """The hidden badge the page's script shows when a team reply arrives (a click scrolls to the reply)."""
+    import html
+
+    return f'<button id="reply-badge" type="button" hidden aria-live="assertive">🔔 {html.escape(label)}</button>'
 
 
 CSS = """
 #customer-chat .message-content, #customer-chat .prose, #customer-chat p { unicode-bidi: plaintext;
   text-align: start; }
 #customer-chat { font-family: system-ui, 'Noto Sans', 'Noto Sans CJK SC', 'Noto Sans Arabic', sans-serif; }
+#customer-chat .message-row:not(:has(.chat-rateable)) + .message-buttons :is([aria-label=Like], [aria-label=Dislike])
+  { display: none; }
+#reply-badge { position: sticky; top: 0; z-index: 5; border: 0; border-radius: 999px; padding: 6px 14px;
+  background: #2563eb; color: #fff; font-weight: 600; cursor: pointer; box-shadow: 0 2px 8px rgb(0 0 0 / 20%); }
+#reply-badge[hidden], #reply-badge-slot:has(#reply-badge[hidden]) { display: none; }
+#customer-chat .message-row:has(.chat-arrived) .message { outline: 2px solid #2563eb; outline-offset: 2px; }
+.widget-mode #chat-header { display: none; }
 footer { display: none !important; }
 """
 
+# Installed once per page: Esc stops a reply; a team reply that arrives (a `.chat-arrived` mark in the chat) is
+# scrolled into view, shows the badge, marks the tab title and, in the widget's frame, tells the host page (the
+# message carries no text, so any host may hear it).
+PAGE_JS = """
+() => {
+  if (window.__supportChat) return;
+  window.__supportChat = true;
+  const embedded = window.self !== window.top;
+  if (embedded) document.body.classList.add("widget-mode");
+  const title = document.title;
+  const badge = () => document.getElementById("reply-badge");
+  const hide = () => { const b = badge(); if (b) b.hidden = true; document.title = title; };
+  document.addEventListener("keydown", (e) => {
+    const stop = document.getElementById("stop-button");
+    if (e.key === "Escape" && stop && stop.offsetParent !== null) { e.preventDefault(); stop.click(); }
+  }, true);
+  document.addEventListener("click", (e) => {
+    const b = badge();
+    if (b && e.target.closest && e.target.closest("#reply-badge")) {
+      const last = [...document.querySelectorAll("#customer-chat .chat-arrived")].pop();
+      if (last) last.closest(".message-row").scrollIntoView({block: "center", behavior: "smooth"});
+      hide();
+    }
+    if (e.target.closest && e.target.closest("#send-button, #new-conversation")) hide();
+  });
+  const look = () => {
+    const fresh = [...document.querySelectorAll("#customer-chat .chat-arrived:not([data-seen])")];
+    if (!fresh.length) return;
+    fresh.forEach((m) => m.setAttribute("data-seen", "1"));
+    fresh[fresh.length - 1].closest(".message-row").scrollIntoView({block: "center", behavior: "smooth"});
+    const b = badge();
+    if (b) b.hidden = false;
+    if (document.hidden || embedded) document.title = "(1) " + title;
+    if (embedded) window.parent.postMessage({type: "support-chat", event: "reply-arrived"}, "*");
+  };
+  new MutationObserver(look).observe(document.body, {childList: true, subtree: true});
+}
+"""
 
-def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = "Acme") -> Any:
-    """The customer chat page as Gradio Blocks."""
+
+def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = "Acme",
+          storage_key: str = STORAGE_KEY) -> Any:  # fmt: skip
+    """The customer chat page as Gradio Blocks; `storage_key` names the browser storage of its conversation (the
+    widget's frame has its own, `WIDGET_STORAGE_KEY`)."""
     import gradio as gr
 
-    chat = CustomerChat(engine, active)
-    with gr.Blocks(title=f"{company} support") as demo:
-        gr.Markdown(f"## {as_text(company)} support\nAsk a question about orders, delivery, payments or your account.")
-        conversation = gr.BrowserState("", storage_key=STORAGE_KEY)
+    chat = CustomerChat(engine, active, company)
+    with gr.Blocks(title=text("title", "en", company=company)) as demo:
+        header = gr.Markdown(f"## {as_text(text('title', 'en', company=company))}\n{as_text(text('intro', 'en'))}",
+                             elem_id="chat-header")  # fmt: skip
+        badge = gr.HTML(badge_html(text("arrived", "en")), elem_id="reply-badge-slot", padding=False)
+        conversation = gr.BrowserState("", storage_key=storage_key)
+        typed = gr.State({})
+        language = gr.State("en")
         message_ids = gr.State([])
         last_id = gr.State(0)
         chatbot = gr.Chatbot(
-            elem_id="customer-chat", label="Chat", height=520, latex_delimiters=[], sanitize_html=True,
+            elem_id="customer-chat", label=text("chat", "en"), height=520, latex_delimiters=[], sanitize_html=True,
             allow_tags=False, feedback_options=("Like", "Dislike"), buttons=["copy"],
-            placeholder="Type your question below.",
+            placeholder=text("empty", "en"), group_consecutive_messages=False,
         )  # fmt: skip
         with gr.Row():
-            box = gr.Textbox(placeholder="Type your message…", show_label=False, scale=6, elem_id="customer-input",
-                             max_lines=6, autofocus=True)  # fmt: skip
-            send = gr.Button("Send", variant="primary", scale=1, elem_id="send-button")
-            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop-button", visible=False)
+            box = gr.Textbox(label=text("message", "en"), placeholder=text("placeholder", "en"), show_label=False,
+                             scale=6, elem_id="customer-input", max_lines=6, autofocus=True)  # fmt: skip
+            send = gr.Button(text("send", "en"), variant="primary", scale=1, elem_id="send-button")
+            stop = gr.Button(text("stop", "en"), variant="stop", scale=1, elem_id="stop-button", visible=False)
         with gr.Row():
-            person = gr.Button("Talk to a person", size="sm", elem_id="talk-to-person")
+            person = gr.Button(text("person", "en"), size="sm", elem_id="talk-to-person")
+            new = gr.Button(text("new", "en"), size="sm", elem_id="new-conversation")
             thanks = gr.Markdown("", elem_id="feedback-note")
         timer = gr.Timer(POLL_S)
+        labelled = [header, chatbot, box, send, stop, person, new, badge, language]
 
-        demo.load(chat.restore, [conversation], [chatbot, conversation, message_ids, last_id], queue=False,
-                  api_name="restore")  # fmt: skip
+        def relabel(event: Any) -> None:
+            event.then(chat.labels, [conversation], labelled, queue=False, api_visibility="private",
+                       show_progress="hidden")  # fmt: skip
+
+        loaded = demo.load(chat.restore, [conversation, typed], [chatbot, conversation, message_ids, last_id],
+                           queue=False, api_name="restore")  # fmt: skip
+        relabel(loaded)
+        loaded.then(chat.thumbs, [conversation], [chatbot], queue=False, api_visibility="private",
+                    show_progress="hidden")  # fmt: skip
+        demo.load(None, None, None, js=PAGE_JS)
 
         def start() -> tuple[Any, Any]:
             return gr.update(visible=False), gr.update(visible=True)
@@ -206,24 +359,37 @@ def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = 
         def end() -> tuple[Any, Any]:
             return gr.update(visible=True), gr.update(visible=False)
 
-        outputs = [chatbot, conversation, message_ids, last_id, box]
+        outputs = [chatbot, conversation, message_ids, last_id, box, typed]
         events = []
         for trigger in (box.submit, send.click):
             shown = trigger(start, None, [send, stop], queue=False, api_visibility="private")
-            run = shown.then(chat.send, [box, conversation], outputs, concurrency_limit=concurrency,
+            run = shown.then(chat.send, [box, conversation, typed], outputs, concurrency_limit=concurrency,
                              concurrency_id="customer-send", api_name="send" if not events else "send_click",
                              api_visibility="public" if not events else "private", show_progress="hidden")  # fmt: skip
+            # Send comes back whatever happened: a refused message, a server error, the queue being full
             run.then(end, None, [send, stop], queue=False, api_visibility="private")
+            run.failure(end, None, [send, stop], queue=False, api_visibility="private")
+            relabel(run)
             events.append(run)
         stop.click(chat.stop, [conversation], None, queue=False, api_name="stop")
-        person.click(chat.talk_to_person, [conversation], [chatbot, conversation, message_ids, last_id],
-                     api_name="talk_to_person", concurrency_limit=concurrency)  # fmt: skip
-        timer.tick(chat.poll, [conversation, last_id], [chatbot, message_ids, last_id], show_progress="hidden",
+        person_event = person.click(chat.talk_to_person, [conversation, typed],
+                                    [chatbot, conversation, message_ids, last_id], api_name="talk_to_person",
+                                    concurrency_limit=concurrency)  # fmt: skip
+        relabel(person_event)
+        fresh = [chatbot, conversation, message_ids, last_id, box, typed, thanks]
+        # the trash icon starts afresh too, not just a blank screen
+        for trigger, name in ((new.click, "new_conversation"), (chatbot.clear, None)):
+            cleared = trigger(chat.new_conversation, [conversation], fresh, queue=False, api_name=name,
+                              api_visibility="public" if name else "private")  # fmt: skip
+            cleared.then(end, None, [send, stop], queue=False, api_visibility="private")
+            cleared.then(chat.thumbs, [conversation], [chatbot], queue=False, api_visibility="private")
+            relabel(cleared)
+        timer.tick(chat.poll, [conversation, last_id, typed], [chatbot, message_ids, last_id], show_progress="hidden",
                    api_name="poll", concurrency_limit=concurrency * 2)  # fmt: skip
 
-        def on_like(ids: list, data: gr.LikeData) -> str:
-            return chat.rate(ids, data.index, data.liked)
+        def on_like(ids: list, lang: str, data: gr.LikeData) -> str:
+            return chat.rate(ids, data.index, data.liked, lang)
 
-        chatbot.like(on_like, [message_ids], [thanks], api_visibility="private", queue=False)
+        chatbot.like(on_like, [message_ids, language], [thanks], api_visibility="private", queue=False)
     demo.chat_handlers = chat  # for tests and the API
     return demo
