@@ -64,7 +64,8 @@ def test_customer_sees_a_streamed_answer_with_its_source(context, live_reset, ar
             break
         time.sleep(0.05)
     growing = sorted(set(n for n in lengths if n > 2))
-    assert len(growing) >= 3, f"the reply should grow piece by piece, saw lengths {lengths}"
+    # two sentences, each shown once the claim check passed it
+    assert len(growing) >= 2, f"the reply should grow sentence by sentence, saw lengths {lengths}"
     assert "Track" in page.locator(BOT).first.inner_text()
     source = page.locator("text=Source: How can I track my order?")
     source.click()  # the expander opens on the FAQ entry's answer
