@@ -16,7 +16,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -755,9 +756,14 @@ class Store:
         return out
 
     # -- statistics ---------------------------------------------------------------------------------------------
-    def stats(self, days: int = 30, top: int = 10) -> dict[str, Any]:
+    def stats(self, days: int = 30, top: int = 10, *, asks_for_person: Callable[[str], bool] | None = None,
+              languages: Collection[str] | None = None) -> dict[str, Any]:  # fmt: skip
         """Figures for the admin page: per-day counts, route shares, draft approval/edit rate, thumbs, and the top
-        customer questions that found no good source."""
+        customer questions that found no good source (`top_unanswered`, the handoff right after them).
+
+        `asks_for_person(text)`: a request for a person (`chatbot.routing.asks_for_human`) is no FAQ gap; those are
+        counted in `person_requests` instead. `languages`: the languages the bot answers in; questions in others
+        are counted per language in `unsupported_languages` instead."""
         since = time.time() - days * 86400
         per_day = [dict(r) for r in self._read(
             "SELECT date(created_at, 'unixepoch') AS day, COUNT(DISTINCT conversation_id) AS conversations, "
@@ -773,11 +779,26 @@ class Store:
         rejected = [dict(r) for r in self._read(
             "SELECT rejection AS reason, COUNT(*) AS n FROM messages WHERE role = 'bot' AND rejected_text IS NOT NULL "
             "AND created_at >= ? GROUP BY rejection ORDER BY n DESC", (since,))]  # fmt: skip
-        unanswered = [dict(r) for r in self._read(
-            "SELECT q.text AS question, COUNT(*) AS n FROM messages b JOIN messages q "
-            "ON q.id = (SELECT MAX(id) FROM messages WHERE conversation_id = b.conversation_id AND id < b.id "
-            "AND role = 'user') WHERE b.role = 'bot' AND b.route = 'handoff' AND b.faq_ids = '[]' "
-            "AND b.created_at >= ? GROUP BY lower(q.text) ORDER BY n DESC LIMIT ?", (since, top))]  # fmt: skip
+        # the customer's message right before the handoff (not an earlier one: "talk to a person" pressed after an
+        # answer hands off with no source too)
+        handed_off = self._read(
+            "SELECT q.text AS question, q.language AS language, COUNT(*) AS n, MAX(q.id) AS last FROM messages b "
+            "JOIN messages q ON q.id = (SELECT MAX(id) FROM messages WHERE conversation_id = b.conversation_id "
+            "AND id < b.id) WHERE q.role = 'user' AND b.role = 'bot' AND b.route = 'handoff' AND b.faq_ids = '[]' "
+            "AND b.created_at >= ? GROUP BY lower(q.text), q.language ORDER BY n DESC, last DESC",
+            (since,),
+        )
+        gaps: dict[str, dict[str, Any]] = {}
+        person_requests, other_languages = 0, Counter()
+        for r in handed_off:
+            if asks_for_person is not None and asks_for_person(r["question"]):
+                person_requests += r["n"]
+            elif languages is not None and r["language"] and r["language"] not in languages:
+                other_languages[r["language"]] += r["n"]
+            else:
+                gap = gaps.setdefault(r["question"].lower(), {"question": r["question"], "n": 0})
+                gap["n"] += r["n"]
+        unanswered = sorted(gaps.values(), key=lambda g: -g["n"])[:top]
         return {
             "per_day": per_day,
             "routes": {r: routes.get(r, 0) for r in ("answer", "draft", "handoff")},
@@ -788,6 +809,8 @@ class Store:
             "thumbs_up": thumbs.get(True, 0),
             "thumbs_down": thumbs.get(False, 0),
             "top_unanswered": unanswered,
+            "person_requests": person_requests,
+            "unsupported_languages": [{"language": lang, "n": n} for lang, n in other_languages.most_common()],
             "rejected": sum(r["n"] for r in rejected),
             "rejected_share": sum(r["n"] for r in rejected) / routes.get("answer", 0) if routes.get("answer") else 0.0,
             "rejection_reasons": rejected[:top],

@@ -458,19 +458,29 @@ class KnowledgeBase:
         except NoSnapshotError:
             old = {}
 
-        def same(a: FaqEntry, b: FaqEntry) -> bool:  # a detected language is not a change
-            return (a.question, a.answer, a.alt_questions, a.category) == (
-                b.question,
-                b.answer,
-                b.alt_questions,
-                b.category,
-            ) and (b.language is None or a.language == b.language)
-
         return FaqDiff(
             added=tuple(i for i in new if i not in old),
-            changed=tuple(i for i in new if i in old and not same(old[i], new[i])),
+            changed=tuple(i for i in new if i in old and not same_content(old[i], new[i])),
             removed=tuple(i for i in old if i not in new),
         )
+
+
+def same_content(current: FaqEntry, incoming: FaqEntry) -> bool:
+    """Whether `incoming` says what `current` says (a language left out of the file and detected at build time is
+    not a change)."""
+    fields = ("question", "answer", "alt_questions", "category")
+    return all(getattr(current, f) == getattr(incoming, f) for f in fields) and (
+        incoming.language is None or current.language == incoming.language
+    )
+
+
+def merge_entries(current: Sequence[FaqEntry], incoming: Sequence[FaqEntry]) -> list[FaqEntry]:
+    """An upload merged into the FAQ: `current` in its order, each entry `incoming` changes replaced in place, then
+    the entries `incoming` adds, in its order. Nothing is removed (an entry the upload lacks stays as it is)."""
+    new = {e.id: e for e in incoming}
+    merged = [new[e.id] if e.id in new and not same_content(e, new[e.id]) else e for e in current]
+    known = {e.id for e in current}
+    return merged + [e for e in incoming if e.id not in known]
 
 
 class PinnedKnowledgeBase(KnowledgeBase):

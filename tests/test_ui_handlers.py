@@ -1,6 +1,6 @@
 """The pages' handlers through Gradio's own Python client against a live server: the customer chat, the agent
-console (approve, edit, reject, double approval, handoff reply) and the admin page (validation report, build, diff,
-rollback), with the login cookie where the page needs one."""
+console (approve, edit, reject, double approval, handoff reply) and the admin page (figures, refusals; its FAQ
+upload and Model tab are in test_ui_admin.py), with the login cookie where the page needs one."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import time
 
 import httpx
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from knowledge_base.kb import demo_faq_path
 from ui.auth import COOKIE
 from ui.render import ARRIVED, RATEABLE
 
@@ -133,42 +132,6 @@ def test_agent_cannot_call_admin_actions(live_reset):
         assert refused.status_code == 403 and "may not use admin pages" in refused.json()["detail"]
 
 
-def test_admin_upload_reports_problems_and_builds_a_valid_file(live_reset, tmp_path):
-    kb = live_reset.engine.kb
-    before = kb.current_version
-    admin = console(live_reset, "ada", page="admin")
-
-    broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"id": "a", "question": "Where?", "answer": "Here."}\n{"id": "a", "question": "x"}\n{oops\n',
-                      encoding="utf-8")  # fmt: skip
-    report, diff, *_ = admin.predict(handle_file(str(broken)), api_name="/check_faq")
-    assert "3 problem(s)" in report or "problem(s)" in report
-    assert "| 2 |" in report and "| 3 |" in report and diff == ""
-    assert kb.current_version == before
-
-    latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes("id,question,answer\nx,Où est ma commande?,Ici\n".encode("latin-1"))
-    report, *_ = admin.predict(handle_file(str(latin1)), api_name="/check_faq")
-    assert "not valid UTF-8 (byte 4)" in plain(report) and "| 2 |" in report
-
-    lines = demo_faq_path().read_text(encoding="utf-8").splitlines()
-    first = json.loads(lines[0])
-    first["answer"] += " Updated."
-    new = {"id": "gift_wrap", "question": "Do you gift wrap?", "answer": "Yes, for 3 EUR at checkout."}
-    good = tmp_path / "faq.jsonl"
-    good.write_text("\n".join([json.dumps(first), *lines[1:-1], json.dumps(new)]) + "\n", encoding="utf-8")
-    removed_id = json.loads(lines[-1])["id"]
-    report, diff, *_ = admin.predict(handle_file(str(good)), api_name="/check_faq")
-    assert f"**faq.jsonl** is valid: {len(lines)} entries" in plain(report)
-    assert "added (1): `gift_wrap`" in diff and f"changed (1): `{first['id']}`" in diff
-    assert f"removed (1): `{removed_id}`" in diff
-    status, versions, *_ = admin.predict(api_name="/build_faq")
-    assert "is live" in status and kb.current_version != before
-    assert versions["data"][0][3] == "✅"
-    message, _ = admin.predict(before, api_name="/activate_version")
-    assert before in message and kb.current_version == before
-
-
 def test_admin_figures(live_reset, customer):
     ask(customer, "How do I track my order?")
     admin = console(live_reset, "ada", page="admin")
@@ -221,25 +184,6 @@ def test_admin_check_refuses_oversized_files(engine, tmp_path, monkeypatch):
     assert "the limit is" in report and "unchanged" in report and path is None and diff == ""
     report, _, path = admin.AdminPage(engine).check_upload(None)
     assert "Upload a" in report and path is None
-
-
-def test_admin_activates_adapters_through_the_gate(engine, chatbot_home, tmp_path, monkeypatch):
-    from tests.test_training_adapters import fake_output
-    from ui import admin
-
-    monkeypatch.setattr("chatbot.adapters.shipped_adapter", lambda: None)
-    page = admin.AdminPage(engine)
-    assert page.adapters()[1] == [] and "No trained adapters" in page.adapters()[0]
-    from chatbot.adapters import register
-
-    for name, ppl in (("good", 5.0), ("worse", 9.0)):
-        register(fake_output(tmp_path / name, ppl))
-    info, names = page.adapters()
-    assert names == ["good", "worse"] and "validation perplexity 5" in info
-    activated = page.activate_adapter("good")
-    assert activated.startswith("✅") and engine.health()["adapter"].endswith("good")
-    assert "no \\[eval\\] files configured" in activated  # the answer gate (tests/test_gate.py) had nothing to run
-    assert "`good` — validation perplexity 5, 10 steps (active)" in page.adapters()[0]
 
 
 def test_admin_adapter_that_does_not_load_leaves_the_served_one_recorded(engine, chatbot_home, tmp_path, monkeypatch):

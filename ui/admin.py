@@ -1,14 +1,58 @@
-"""The admin page at `/admin` (login, admin role): FAQ upload with a validation report, a diff before the build,
-versions with activation and rollback, usage figures and plots, and the LoRA adapters."""
+"""The admin page at `/admin` (login, admin role): FAQ upload with a validation report and an explicit change list
+(merge or replace, removals confirmed), versions with activation and rollback, usage figures and plots, and the
+model (the base model and the LoRA adapters, with what their figures mean)."""
 
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
+import difflib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ui.render import as_text
 
 MAX_FAQ_BYTES = 5 * 1024 * 1024
 """Largest FAQ file the admin page accepts (Gradio refuses bigger uploads before they reach a handler)."""
+SHOWN_ENTRIES = 50
+"""Entries listed per kind of change (the counts are always complete)."""
+BASE_MODEL = "none"
+"""The registry's name for the base model without an adapter."""
+
+Mode = Literal["merge", "replace"]
+MODES: dict[str, str] = {
+    "merge": "Merge: add the new entries and update the changed ones; entries the file lacks stay",
+    "replace": "Replace: the FAQ becomes exactly this file; entries it lacks are removed",
+}
+
+FIGURES_EXPLAINED = """**What the figures mean**
+
+- *Validation perplexity*: how well the model predicts your agents' own replies in support conversations kept out
+  of its training. Think of it as the number of words the model hesitates between at each step: 1 would be
+  certain, lower is better. Compare it only between adapters of the same base model measured on the same
+  conversations.
+- *Held-out perplexity, base → adapter* and *ROUGE-L* (from `chatbot eval-dialogue --compare`, when the adapter
+  folder has its `eval_heldout.json`): the same perplexity on other held-out conversations for the base model and
+  for the adapter, and ROUGE-L, how much of the agent's real reply the generated reply matches word for word in
+  order (0 to 1, higher is better).
+- These figures say how much the model *writes like your agents*, not whether it answers right. That is what the
+  answer check measures when you activate a model or an FAQ version: both answer the `[eval]` files through this
+  engine, and the table compares them (explained under the table)."""
+
+GATE_METRICS: dict[str, str] = {
+    "answered_accuracy": "of the in-scope questions the bot answered itself, the share answered from a right FAQ "
+    "entry (higher is better)",
+    "first_turn_accuracy": "the share of first messages answered or drafted from a right entry, not handed off "
+    "(higher is better)",
+    "followup_accuracy": "the same for the last message of each multi-turn conversation (higher is better)",
+    "unsupported_share": "the share of answers and drafts stating something their sources do not say (lower is better)",
+    "fallback_share": "the share of generated replies that failed the claim check and were replaced by the sources' "
+    "own words (lower is better)",
+    "answered_share": "the share of in-scope questions answered without an agent (shown, not checked)",
+    "oos_answered": "the share of questions the FAQ cannot answer that were answered anyway (shown, not checked; "
+    "lower is better)",
+    "composed_share": "the share of answers the model wrote rather than a source's whole answer (shown, not checked)",
+    "latency_s_p50": "median seconds per reply on this machine (shown, not checked)",
+}
+"""Plain words for the rows of the answer check's table (`chatbot.gate`)."""
 
 
 def require_admin(store: Any, request: Any) -> str:
@@ -23,9 +67,87 @@ def require_admin(store: Any, request: Any) -> str:
     return name
 
 
-def _ids(ids: tuple[str, ...], limit: int = 30) -> str:
-    shown = ", ".join(f"`{i}`" if "`" not in i else as_text(i) for i in ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "") if ids else "none"
+def _code(value: str) -> str:
+    return f"`{value}`" if "`" not in value else as_text(value)
+
+
+def _short(text: str, limit: int = 240) -> str:
+    flat = " ".join(text.split())
+    return as_text(flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…")
+
+
+def word_change(old: str, new: str, context: int = 8) -> str:
+    """`old` -> `new` word by word as Markdown: removed words ~~struck~~, added ones **bold**, long unchanged
+    stretches cut to `context` words either side of a change."""
+    a, b = old.split(), new.split()
+    opcodes = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    out = []
+    for n, (op, i1, i2, j1, j2) in enumerate(opcodes):
+        if op == "equal":
+            words = a[i1:i2]
+            head = words[:context] if n > 0 else []
+            tail = words[-context:] if n < len(opcodes) - 1 else []
+            if len(head) + len(tail) >= len(words):
+                out.append(as_text(" ".join(words)))
+            else:
+                out.append(" ".join(p for p in (as_text(" ".join(head)), "…", as_text(" ".join(tail))) if p))
+            continue
+        if i2 > i1:
+            out.append(f"~~{as_text(' '.join(a[i1:i2]))}~~")
+        if j2 > j1:
+            out.append(f"**{as_text(' '.join(b[j1:j2]))}**")
+    return " ".join(out) if any(op != "equal" for op, *_ in opcodes) else "only spacing changed"
+
+
+def gate_legend(markdown_table: str) -> str:
+    """What each row of an answer-check table means (only the rows it has)."""
+    rows = [f"- *{name}*: {words}" for name, words in GATE_METRICS.items() if f" {name} |" in markdown_table]
+    if not rows:
+        return ""
+    intro = ("**Reading the table**: *active* is what answers now, *candidate* the one being activated, *change* "
+             "candidate − active; ❌ marks a checked figure worse than `[eval]` allows.")  # fmt: skip
+    return intro + "\n\n" + "\n".join(rows)
+
+
+def adapter_label(name: str | None) -> str:
+    """One name per model everywhere on the page: the registry's (`shipped` for the adapter shipped with the app)."""
+    if not name or name == BASE_MODEL:
+        return "the base model (no adapter)"
+    return f"{_code(name)} (shipped with the app)" if name == "shipped" else _code(name)
+
+
+def removal_label(n: int) -> str:
+    """The confirmation checkbox's label for removing `n` entries."""
+    return f"Yes, remove these {n} entries"
+
+
+@dataclass(frozen=True)
+class FaqUpdate:
+    """What building an uploaded FAQ file changes, in one mode, against the version in use."""
+
+    path: str
+    mode: Mode
+    base_version: str | None
+    """The version the changes are counted against (None: no version yet)."""
+    entries: tuple
+    """The new version's `FaqEntry`s."""
+    added: tuple
+    changed: tuple
+    """`(current, incoming)` pairs of `FaqEntry`s."""
+    removed: tuple
+    kept: int
+    """Entries of the version in use the file lacks, kept (merge mode)."""
+    in_file: int
+    """Entries in the file."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+    def checked(self) -> dict[str, Any]:
+        """What the page keeps between the check and the build (a `gr.State`: plain data)."""
+        return {"path": self.path, "mode": self.mode, "version": self.base_version,
+                "removed": [e.id for e in self.removed]}  # fmt: skip
 
 
 class AdminPage:
@@ -41,8 +163,10 @@ class AdminPage:
         return self.engine.kb
 
     # -- FAQ ----------------------------------------------------------------------------------------------------
-    def check_upload(self, path: str | None) -> tuple[str, str, str | None]:
-        """Validate an uploaded FAQ file: `(report, diff, path to build or None)`. Nothing changes yet."""
+    def check_upload(self, path: str | None, mode: Mode = "merge") -> tuple[str, str, dict[str, Any] | None]:
+        """Validate an uploaded FAQ file: `(report, changes, checked)`, where `changes` lists what building it in
+        `mode` adds, changes and removes, with the entries' text, and `checked` is what `build_faq` needs (None when
+        the file cannot be built). Nothing changes yet."""
         from knowledge_base.loaders import validate_faq
 
         if not path:
@@ -63,34 +187,124 @@ class AdminPage:
                 f"use (version {as_text(str(self.kb.current_version))}) keeps answering.\n\n" + "\n".join(rows)
             )
             return report, "", None
-        diff = self.kb.diff(file)
-        n = len(self._entries_of(file))
-        report = f"✅ **{as_text(file.name)}** is valid: {n} entries."
-        if diff.empty:
-            diff_md = "No change against the version in use."
-        else:
-            diff_md = (f"**What building it changes** (against version {as_text(str(self.kb.current_version))}):\n\n"
-                       f"- added ({len(diff.added)}): {_ids(diff.added)}\n"
-                       f"- changed ({len(diff.changed)}): {_ids(diff.changed)}\n"
-                       f"- removed ({len(diff.removed)}): {_ids(diff.removed)}")  # fmt: skip
-        return report, diff_md, str(file)
+        update = self.plan_update(file, mode)
+        report = f"✅ **{as_text(file.name)}** is valid: {update.in_file} entries."
+        return report, self.changes_markdown(update), update.checked()
 
-    @staticmethod
-    def _entries_of(path: Path) -> list:
+    def preview(self, checked: dict[str, Any] | None, mode: Mode) -> tuple[str, dict[str, Any] | None]:
+        """The change list of the checked file in another `mode`, and the new `checked` record."""
+        if not checked:
+            return "", None
+        update = self.plan_update(checked["path"], mode)
+        return self.changes_markdown(update), update.checked()
+
+    def plan_update(self, path: str | Path, mode: Mode) -> FaqUpdate:
+        """What building the (valid) file `path` in `mode` changes against the version in use."""
+        from knowledge_base.kb import NoSnapshotError, merge_entries, same_content
         from knowledge_base.loaders import load_faq
 
-        return load_faq(path)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        incoming = load_faq(path)
+        try:
+            current, base = self.kb.entries(), self.kb.current_version
+        except NoSnapshotError:
+            current, base = [], None
+        old = {e.id: e for e in current}
+        names = {e.id for e in incoming}
+        added = tuple(e for e in incoming if e.id not in old)
+        changed = tuple((old[e.id], e) for e in incoming if e.id in old and not same_content(old[e.id], e))
+        lacking = tuple(e for e in current if e.id not in names)
+        if mode == "merge":
+            return FaqUpdate(str(path), mode, base, tuple(merge_entries(current, incoming)), added, changed, (),
+                             len(lacking), len(incoming))  # fmt: skip
+        return FaqUpdate(str(path), mode, base, tuple(incoming), added, changed, lacking, 0, len(incoming))
 
-    def build_faq(self, path: str | None, progress: Any = None, force: bool = False) -> str:
-        """Build the checked file into a new version and make it current through the answer-quality gate (refused
-        when it answers the `[eval]` files worse than the current version, unless `force`); searches keep running
-        meanwhile, and a refused version stays on disk."""
-        if not path:
+    def changes_markdown(self, update: FaqUpdate) -> str:
+        """The change list shown before a build: counts, then each entry's question and text."""
+        against = f"version {as_text(update.base_version)}" if update.base_version else "an empty FAQ"
+        if update.empty:
+            kept = f" ({update.kept} entries the file lacks stay)" if update.kept else ""
+            return f"No change against {against}{kept}: building it would change nothing."
+        counts = (f"**{len(update.added)} added · {len(update.changed)} changed · {len(update.removed)} removed** "
+                  f"against {against} ({update.mode}; the new version has {len(update.entries)} entries)")  # fmt: skip
+        unchanged = update.in_file - len(update.added) - len(update.changed)
+        if unchanged:
+            counts += f"; {unchanged} entries of the file are unchanged"
+        if update.kept:
+            counts += f"; the {update.kept} entries the file lacks stay as they are"
+        parts = [counts]
+
+        def listed(title: str, items: tuple, line: Any) -> None:
+            if not items:
+                return
+            rows = [line(item) for item in items[:SHOWN_ENTRIES]]
+            more = [f"- … and {len(items) - SHOWN_ENTRIES} more"] if len(items) > SHOWN_ENTRIES else []
+            parts.append(f"#### {title} ({len(items)})\n\n" + "\n".join(rows + more))
+
+        def entry(e: Any) -> str:
+            return f"- **{_short(e.question, 160)}** ({_code(e.id)}): {_short(e.answer)}"
+
+        def change(pair: tuple) -> str:
+            old, new = pair
+            lines = [f"- **{_short(new.question, 160)}** ({_code(new.id)})"]
+            if old.question != new.question:
+                lines.append(f"  - question: {word_change(old.question, new.question)}")
+            if old.answer != new.answer:
+                lines.append(f"  - answer: {word_change(old.answer, new.answer)}")
+            gone = [q for q in old.alt_questions if q not in new.alt_questions]
+            extra = [q for q in new.alt_questions if q not in old.alt_questions]
+            if gone or extra:
+                said = [f"**+ {_short(q, 100)}**" for q in extra] + [f"~~{_short(q, 100)}~~" for q in gone]
+                lines.append("  - other phrasings: " + "; ".join(said))
+            if old.category != new.category:
+                lines.append(f"  - category: {as_text(str(old.category or '—'))} → {as_text(str(new.category or '—'))}")
+            if new.language and old.language != new.language:
+                lines.append(f"  - language: {as_text(str(old.language or '—'))} → {as_text(new.language)}")
+            return "\n".join(lines)
+
+        listed("Added", update.added, entry)
+        listed("Changed", update.changed, change)
+        listed("Removed", update.removed, entry)
+        if update.removed:
+            parts.append(f"⚠️ **Building this removes {len(update.removed)} entries** (listed above) from the FAQ: "
+                         f"tick *{removal_label(len(update.removed))}* to confirm, or choose *Merge* to keep "
+                         "them.")  # fmt: skip
+        return "\n\n".join(parts)
+
+    def build_faq(self, checked: dict[str, Any] | None, mode: Mode | None = None, *, confirm_removal: bool = False,
+                  force: bool = False, progress: Any = None) -> str:  # fmt: skip
+        """Build the checked file (as `check_upload` or `preview` showed it, in `mode`) into a new version and make it
+        current through the answer-quality gate (refused when it answers the `[eval]` files worse than the current
+        version, unless `force`); searches keep running meanwhile, and a refused version stays on disk.
+
+        Refused before anything is built when the FAQ in use changed since the check, when `mode` is not the one
+        whose changes were shown, and when entries would be removed without `confirm_removal`."""
+        if not checked:
             return "Upload and check a valid FAQ file first."
+        mode = mode or checked["mode"]
+        if mode != checked["mode"]:
+            return f"❌ Not built: the changes shown are for *{checked['mode']}*; look at them for *{mode}* first."
+        try:
+            update = self.plan_update(checked["path"], mode)
+        except Exception as exc:  # noqa: BLE001 - e.g. the uploaded copy expired from Gradio's cache
+            return f"❌ Not built: {as_text(str(exc))}. Upload the file again."
+        if update.base_version != checked["version"] or [e.id for e in update.removed] != checked["removed"]:
+            now = as_text(str(update.base_version))
+            return (f"❌ Not built: the FAQ in use changed since the check (version "
+                    f"{as_text(str(checked['version']))}, now {now}). Upload the file again to see what building it "
+                    "changes now.")  # fmt: skip
+        if update.removed and not confirm_removal:
+            return (f"❌ Not built: this removes {len(update.removed)} entries. Tick "
+                    f"*{removal_label(len(update.removed))}* to confirm, or choose *Merge* to keep them.")  # fmt: skip
+        if update.empty:
+            return f"Nothing to build: the file changes nothing in version {as_text(str(update.base_version))}."
         if progress is not None:
             progress(0.05, desc="building the index")
+        source = update.path if mode == "replace" else f"{update.path} (merged into {update.base_version})"
         try:
-            info = self.kb.build(path, progress=progress is not None, activate=False)
+            info = self.kb.build_entries(list(update.entries), source=source, progress=progress is not None,
+                                         activate=False)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the old version keeps answering; say why
             current = as_text(str(self.kb.current_version))
             return f"❌ Build failed, version {current} still answers: {as_text(str(exc))}"
@@ -113,12 +327,10 @@ class AdminPage:
             reasons = "\n".join(f"- {as_text(r)}" for r in exc.result.reasons)
             return (f"❌ Version **{as_text(version)}** answers worse than version {current} on the evaluation "
                     f"files, so {current} still answers; {as_text(version)} is kept (tick *force* to make it "
-                    f"current anyway).\n\n{reasons}\n\n{exc.result.markdown()}")  # fmt: skip
+                    f"current anyway).\n\n{reasons}\n\n{_explained(exc.result)}")  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the current version keeps answering; say why
             return f"❌ {as_text(str(exc))}"
-        table = result.markdown()
-        notes = table or " ".join(as_text(r) for r in result.reasons)
-        return f"✅ Version **{as_text(info.version)}** {live.format(entries=info.entries)}.\n\n{notes}"
+        return f"✅ Version **{as_text(info.version)}** {live.format(entries=info.entries)}.\n\n{_explained(result)}"
 
     def versions_table(self) -> list[list[Any]]:
         """Versions, newest first: version, created, entries, current, source file."""
@@ -136,15 +348,31 @@ class AdminPage:
         return self._through_gate(version, force, "is live ({entries} entries)")
 
     # -- figures ------------------------------------------------------------------------------------------------
+    def answer_languages(self) -> set[str]:
+        """Languages the bot answers in: the model's, and those of the FAQ entries it can send as written."""
+        from knowledge_base.kb import NoSnapshotError
+
+        try:
+            faq = {e.language for e in self.kb.entries() if e.language}
+        except NoSnapshotError:
+            faq = set()
+        return set(self.engine.config.language.model_languages) | faq
+
     def figures(self, days: int = 30) -> tuple[str, Any, Any, list[list[Any]]]:
-        """Summary text, a per-day plot, a route-share plot, and the top questions that found no good source."""
-        stats = self.engine.store.stats(days=days)
+        """Summary text, a per-day plot, a route-share plot, and the top questions that found no good source (not
+        requests for a person, not messages in a language the bot does not answer in: those are counted apart)."""
+        from chatbot.routing import asks_for_human
+
+        phrases = self.engine.config.routing.human_phrases
+        stats = self.engine.store.stats(days=days, asks_for_person=lambda text: asks_for_human(text, phrases),
+                                        languages=self.answer_languages())  # fmt: skip
         share = stats["route_share"]
         routes = stats["routes"]
         approval = "—" if stats["approval_rate"] is None else f"{stats['approval_rate']:.0%}"
         edit = "—" if stats["edit_rate"] is None else f"{stats['edit_rate']:.0%}"
         conversations = sum(d["conversations"] for d in stats["per_day"])
         messages = sum(d["messages"] for d in stats["per_day"])
+        other = ", ".join(f"{as_text(r['language'])}: {r['n']}" for r in stats["unsupported_languages"]) or "none"
         summary = (
             f"Last {days} days: **{conversations}** conversations and **{messages}** messages (summed per day).\n\n"
             f"| answered | drafted | handed off | drafts approved | of which edited | 👍 | 👎 |\n"
@@ -154,52 +382,106 @@ class AdminPage:
             f"| {stats['thumbs_up']} | {stats['thumbs_down']} |\n\n"
             f"Drafts: {stats['drafts']['pending']} pending, {stats['drafts']['approved']} approved, "
             f"{stats['drafts']['edited']} edited, {stats['drafts']['rejected']} rejected.\n\n"
+            f"Handed off, and not counted below as questions the FAQ does not answer: "
+            f"**{stats['person_requests']}** requests for a person; messages in languages the bot does not answer in "
+            f"({other}).\n\n"
             f"Generated replies that failed the claim check and were replaced by the sources' own words: "
             f"**{stats['rejected']}**" + "".join(f"\n- {r['n']} × {r['reason']}" for r in stats["rejection_reasons"])
         )
         unanswered = [[r["question"], r["n"]] for r in stats["top_unanswered"]]  # Dataframe cells are plain text
         return summary, per_day_plot(stats["per_day"]), routes_plot(stats["routes"]), unanswered
 
-    # -- adapters -----------------------------------------------------------------------------------------------
-    def adapters(self) -> tuple[str, list[str]]:
-        """The adapter the engine serves, every registered adapter with its validation perplexity, and the names
-        that can be activated."""
+    # -- the model ----------------------------------------------------------------------------------------------
+    def serving(self, known: list | None = None) -> str:
+        """The registry name of what the engine serves (`none`: the base model); the backend's own name for an
+        adapter the registry does not know."""
+        from chatbot.adapters import list_adapters
+        from chatbot.model import adapter_name
+
+        served = self.engine.health().get("adapter")
+        if not served:
+            return BASE_MODEL
+        known = list_adapters() if known is None else known
+        # the backend names an adapter by its folder (`adapter` for the shipped one) or by the path it was given
+        for a in sorted(known, key=lambda a: not a.active):
+            if str(served) in (a.name, str(a.path), str(a.path.resolve()), adapter_name(a.path)):
+                return a.name
+        return str(served)
+
+    def adapters(self) -> tuple[str, list[tuple[str, str]]]:
+        """What the engine serves, a table of the base model and every registered adapter with their figures, what
+        those figures mean, and the `(label, name)` choices that can be activated (the base model first)."""
         from chatbot.adapters import list_adapters
 
-        serving = self.engine.health().get("adapter")
         known = list_adapters()
-        lines = [f"Serving: **{as_text(str(serving or 'none (base model)'))}**", ""]
+        serving = self.serving(known)
+        rows = ["| model | validation perplexity | held-out perplexity, base → adapter | held-out ROUGE-L, "
+                "base → adapter | training steps | |", "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+        mark = {True: "✅ serving", False: ""}
+        rows.append(f"| {adapter_label(BASE_MODEL)} | — | — | — | — | {mark[serving == BASE_MODEL]} |")
         for a in known:
-            ppl = f"validation perplexity {a.val_perplexity:.3g}" if a.val_perplexity is not None else "no metrics"
-            steps = f", {a.steps} steps" if a.steps is not None else ""
-            lines.append(f"- {_ids((a.name,))} — {ppl}{steps}" + (" (active)" if a.active else ""))
+            ppl = f"{a.val_perplexity:.3g}" if a.val_perplexity is not None else "—"
+            steps = str(a.steps) if a.steps is not None else "—"
+            heldout, rouge = _heldout(a.path)
+            served = mark[serving == a.name]
+            rows.append(f"| {adapter_label(a.name)} | {ppl} | {heldout} | {rouge} | {steps} | {served} |")
+        lines = [f"Serving: **{adapter_label(serving)}**", ""]
+        if serving != BASE_MODEL and serving not in {a.name for a in known}:
+            lines = [f"Serving: **{_code(serving)}**, an adapter the registry does not list (see "
+                     "`chatbot adapters list`)", ""]  # fmt: skip
+        lines += rows
         if not known:
-            lines.append("No trained adapters yet (train one with `chatbot train`).")
-        return "\n".join(lines), [a.name for a in known]
+            lines += ["", "No trained adapters yet (train one with `chatbot train`)."]
+        lines += ["", FIGURES_EXPLAINED]
+        choices = [("base model (no adapter)", BASE_MODEL)] + [(a.name, a.name) for a in known]
+        return "\n".join(lines), choices
 
     def activate_adapter(self, name: str | None, force: bool = False) -> str:
-        """Activate another adapter while serving: through the answer-quality gate (both adapters answer the
-        `[eval]` files through this engine; refused when the candidate is worse, unless `force`), then in the
-        engine. The status shows the comparison table."""
+        """Activate an adapter, or the base model (`none`), while serving: through the answer-quality gate (both
+        answer the `[eval]` files through this engine; refused when the candidate is worse, unless `force`), then in
+        the engine. The status shows the comparison table and what its rows mean."""
         from chatbot.adapters import AdapterError, GateError, activate
         from chatbot.gate import GateResult, GateRow
 
         if not name:
-            return "Choose an adapter."
+            return "Choose a model."
         try:
             record = activate(name, force=force, engine=self.engine)
         except GateError as exc:  # the gate refused it: say why and show the comparison
-            return f"❌ Not activated: {as_text(str(exc))}\n\n{exc.result.markdown()}"
+            return f"❌ Not activated: {as_text(str(exc))}\n\n{_explained(exc.result)}"
         except AdapterError as exc:  # the name is unknown
             return f"❌ Not activated: {as_text(str(exc))}"
         try:
-            active = self.engine.set_adapter(record["path"] or "none")
+            self.engine.set_adapter(record["path"] or BASE_MODEL)
         except Exception as exc:  # noqa: BLE001 - it does not load: the record goes back to what is served
-            activate(record["previous"] or "none", force=True)
+            activate(record["previous"] or BASE_MODEL, force=True)
             return f"❌ Not activated: {as_text(str(exc))}"
-        table = GateResult(True, rows=tuple(GateRow(**row) for row in record["comparison"])).markdown()
-        notes = table or " ".join(as_text(r) for r in record["gate"])
-        return f"✅ Adapter **{as_text(str(active))}** is active.\n\n{notes}"
+        result = GateResult(True, tuple(record["gate"]), tuple(GateRow(**row) for row in record["comparison"]))
+        label = adapter_label(record["name"])
+        return f"✅ {label[0].upper() + label[1:]} is active.\n\n{_explained(result)}"
+
+
+def _explained(result: Any) -> str:
+    """An answer-check result (`chatbot.gate.GateResult`) as its table with what the rows mean, or its reasons when
+    nothing was compared."""
+    table = result.markdown()
+    if not table:
+        return " ".join(as_text(r) for r in result.reasons)
+    return f"{table}\n\n{gate_legend(table)}"
+
+
+def _heldout(folder: Path) -> tuple[str, str]:
+    """`eval_heldout.json` of an adapter folder (`chatbot eval-dialogue --compare`) as two cells: perplexity and
+    ROUGE-L, base → adapter ("—" when missing)."""
+    import json
+
+    try:
+        report = json.loads((folder / "eval_heldout.json").read_text(encoding="utf-8"))
+        base, tuned = report["base"], report["adapter"]
+        return (f"{base['perplexity']:.3g} → {tuned['perplexity']:.3g}",
+                f"{base['rouge_l']:.3f} → {tuned['rouge_l']:.3f}")  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return "—", "—"
 
 
 def per_day_plot(per_day: list[dict[str, Any]]) -> Any:
@@ -246,9 +528,12 @@ def build(engine: Any) -> Any:
         with gr.Tab("FAQ", elem_id="tab-faq"):
             upload = gr.File(label="Upload an FAQ file (.jsonl, .csv or .md)", file_types=[".jsonl", ".csv", ".md"],
                              type="filepath", elem_id="faq-upload")  # fmt: skip
+            mode = gr.Radio([(label, name) for name, label in MODES.items()], value="merge", elem_id="faq-mode",
+                            label="How the file changes the FAQ")  # fmt: skip
             report = gr.Markdown("", elem_id="faq-report")
             diff = gr.Markdown("", elem_id="faq-diff")
             checked = gr.State(None)
+            confirm = gr.Checkbox(False, label=removal_label(0), visible=False, elem_id="faq-confirm")
             build_button = gr.Button("Build and activate", variant="primary", interactive=False, elem_id="faq-build")
             force = gr.Checkbox(False, label="Force: make it current even if it answers the evaluation files worse",
                                 elem_id="faq-force")  # fmt: skip
@@ -267,33 +552,46 @@ def build(engine: Any) -> Any:
                 day_plot = gr.Plot(label="Conversations and messages per day")
                 route_plot = gr.Plot(label="Routes")
             unanswered = gr.Dataframe(headers=["question with no good source", "times"], interactive=False,
-                                      label="Top questions the FAQ does not answer")  # fmt: skip
+                                      label="Top questions the FAQ does not answer (requests for a person and "
+                                      "languages the bot does not answer in are counted apart, above)")  # fmt: skip
         with gr.Tab("Model", elem_id="tab-model"):
-            adapter_info = gr.Markdown("")
+            adapter_info = gr.Markdown("", elem_id="model-info")
             with gr.Row():
-                adapter = gr.Dropdown(label="Adapter", choices=[], allow_custom_value=True)
-                adapter_go = gr.Button("Activate")
+                adapter = gr.Dropdown(label="Model to activate", choices=[], elem_id="model-select")
+                adapter_go = gr.Button("Activate", elem_id="model-activate")
             adapter_force = gr.Checkbox(False, label="Force: activate even if it answers the evaluation files worse")
-            adapter_status = gr.Markdown("")
+            adapter_status = gr.Markdown("", elem_id="model-status")
+
+        def confirmation(record: dict | None) -> Any:
+            removed = len(record["removed"]) if record else 0
+            return gr.update(value=False, visible=removed > 0, label=removal_label(removed))
 
         def on_figures(request: gr.Request):
             require_admin(store, request)
             return page.figures()
 
-        def on_upload(path: str | None, request: gr.Request):
+        def on_upload(path: str | None, how: str, request: gr.Request):
             require_admin(store, request)
-            text, diff_md, ok = page.check_upload(path)
-            return text, diff_md, ok, gr.update(interactive=ok is not None), ""
+            text, diff_md, record = page.check_upload(path, how or "merge")
+            return text, diff_md, record, gr.update(interactive=record is not None), "", confirmation(record)
 
-        def on_build(path: str | None, forced: bool, request: gr.Request,
+        def on_mode(record: dict | None, how: str, request: gr.Request):
+            require_admin(store, request)
+            diff_md, record = page.preview(record, how)
+            return diff_md, record, confirmation(record), ""
+
+        def on_build(record: dict | None, how: str, confirmed: bool, forced: bool, request: gr.Request,
                      progress=gr.Progress(track_tqdm=True)):  # noqa: B008  # fmt: skip
             require_admin(store, request)
-            status = page.build_faq(path, progress, force=bool(forced))
+            status = page.build_faq(record, how, confirm_removal=bool(confirmed), force=bool(forced),
+                                    progress=progress)  # fmt: skip
+            built = status.startswith("✅")
             return (
                 status,
                 page.versions_table(),
                 gr.update(choices=page.version_choices()),
-                gr.update(interactive=False),
+                gr.update(interactive=not built and record is not None),
+                gr.update(value=False) if built else gr.update(),
             )
 
         def on_activate(v: str | None, forced: bool, request: gr.Request):
@@ -302,10 +600,10 @@ def build(engine: Any) -> Any:
 
         def load_all(request: gr.Request):
             require_admin(store, request)
-            info, names = page.adapters()
+            info, choices = page.adapters()
             return (page.versions_table(), gr.update(choices=page.version_choices(), value=page.kb.current_version),
                     *page.figures(), info,
-                    gr.update(choices=names))  # fmt: skip
+                    gr.update(choices=choices, value=page.serving()))  # fmt: skip
 
         def on_adapter(name: str | None, forced: bool, request: gr.Request):
             require_admin(store, request)
@@ -314,12 +612,15 @@ def build(engine: Any) -> Any:
 
         demo.load(load_all, None, [versions, version, summary, day_plot, route_plot, unanswered, adapter_info,
                                    adapter], api_name="load")  # fmt: skip
-        upload.upload(on_upload, [upload], [report, diff, checked, build_button, build_status], api_name="check_faq")
-        upload.clear(lambda: ("", "", None, gr.update(interactive=False), ""), None,
-                     [report, diff, checked, build_button, build_status], api_visibility="private")  # fmt: skip
-        build_button.click(
-            on_build, [checked, force], [build_status, versions, version, build_button], api_name="build_faq"
-        )
+        upload.upload(on_upload, [upload, mode], [report, diff, checked, build_button, build_status, confirm],
+                      api_name="check_faq")  # fmt: skip
+        upload.clear(lambda: ("", "", None, gr.update(interactive=False), "", gr.update(value=False, visible=False)),
+                     None, [report, diff, checked, build_button, build_status, confirm],
+                     api_visibility="private")  # fmt: skip
+        mode.change(on_mode, [checked, mode], [diff, checked, confirm, build_status], api_name="faq_mode")
+        confirm.input(lambda: "", None, [build_status], api_visibility="private")  # an earlier refusal no longer holds
+        build_button.click(on_build, [checked, mode, confirm, force],
+                           [build_status, versions, version, build_button, confirm], api_name="build_faq")  # fmt: skip
         activate.click(on_activate, [version, force], [version_status, versions], api_name="activate_version")
         refresh.click(on_figures, None, [summary, day_plot, route_plot, unanswered], api_name="figures")
         adapter_go.click(
