@@ -71,15 +71,15 @@ def item(**changes) -> InboxItem:
 @pytest.mark.parametrize(
     "changes, label",
     [
-        ({}, "● 🟠 waiting for a person · 2 min ago · unassigned — I need a person now"),
+        ({}, "● new · ◆ waiting for a person · 2 min ago · unassigned — I need a person now"),
         ({"unread": False, "state": "with_agent", "assignee": "ann"},
-         "🟢 with an agent · 2 min ago · ann — I need a person now"),
+         "▶ with an agent · 2 min ago · ann — I need a person now"),
         ({"unread": False, "draft_id": 5},
-         "🟠 waiting for a person · 2 min ago · unassigned · 📝 draft #5 — I need a person now"),
+         "◆ waiting for a person · 2 min ago · unassigned · draft #5 to review — I need a person now"),
         ({"customer_text": ""},
-         "● 🟠 waiting for a person · 2 min ago · unassigned — (asked for a person, no message yet)"),
+         "● new · ◆ waiting for a person · 2 min ago · unassigned — (asked for a person, no message yet)"),
         ({"unread": False, "state": "resolved", "customer_text": "x" * 80},
-         "✔️ resolved · 2 min ago · unassigned — " + "x" * 59 + "…"),
+         "✓ resolved · 2 min ago · unassigned — " + "x" * 59 + "…"),
     ],
 )  # fmt: skip
 def test_inbox_label(changes, label):
@@ -125,7 +125,7 @@ def test_pane_shows_times_and_redraws_only_on_a_change(engine, console):
     ), "nothing changed: nothing is redrawn"
     console.desk.typing(cid, "ada")
     header, typing, *_ = console.pane(cid, "ann", ref, signature)
-    assert typing == "✍️ ada is typing…"
+    assert typing == "✎ ada is typing…"
 
 
 def test_a_draft_on_screen_is_never_swapped(engine, console):
@@ -140,10 +140,10 @@ def test_a_draft_on_screen_is_never_swapped(engine, console):
     engine.config.routing.mode = "draft_only"
     engine.reply(cid, "And how do I cancel my order?")  # a new draft in the same conversation
     *_, review, info, text, new_ref, _ = console.pane(cid, "ann", ref, signature)
-    assert info.startswith(f"⚠️ **Draft #{first} was approved by ada meanwhile**")
+    assert info.startswith(f"⚠ **Draft #{first} was approved by ada meanwhile**")
     assert new_ref == SKIP and text == SKIP  # the page keeps the old reference and the agent's text
     refused = plain(console.approve(ref, None, "ann", edited=False))
-    assert refused.startswith(f"⚠️ draft #{first} changed since you opened it (it was approved by ada)")
+    assert refused.startswith(f"⚠ draft #{first} changed since you opened it (it was approved by ada)")
     *_, info, text, fresh, _ = console.pane(cid, "ann", ref, signature, force=True)  # "Refresh"
     assert parse_ref(fresh)[0] != first and "cancel" in info.lower()
 
@@ -199,6 +199,6 @@ def test_two_tab_race_over_http(live_reset):
     draft_2 = parse_ref(ref_1)[0]
     assert plain(tab_1.predict(ref_1, api_name="/approve")) == f"Draft #{draft_2} sent by ann."
     refused = plain(tab_2.predict(ref_2, api_name="/approve"))
-    assert refused.startswith(f"⚠️ draft #{draft_2} changed since you opened it") and "nothing was sent" in refused
+    assert refused.startswith(f"⚠ draft #{draft_2} changed since you opened it") and "nothing was sent" in refused
     assert [d.conversation_id for d in engine.store.pending_drafts()] == [second]  # the other draft was not sent
     assert sum(m.role == "agent" for m in engine.store.messages(first)) == 1

@@ -25,7 +25,8 @@ LIVE_S = 1.0
 FILTERS = {"All": None, "Waiting": "waiting", "With an agent": "with_agent", "With the bot": "bot",
            "Resolved": "resolved"}  # fmt: skip
 """The inbox filter's choices: label -> state."""
-ICONS = {"waiting": "🟠", "with_agent": "🟢", "bot": "🤖", "resolved": "✔️"}
+ICONS = {"waiting": "◆", "with_agent": "▶", "bot": "○", "resolved": "✓"}
+"""Plain symbols, not emoji: they show in every font."""
 TITLE = "Agent console"
 CSS = """
 <style>
@@ -70,10 +71,10 @@ def agent_name(request: Any) -> str:
 
 def inbox_label(item: InboxItem, now: float | None = None) -> str:
     """One inbox line: unread marker, state, age of the customer's last message, assignee, draft, preview."""
-    parts = [f"{'● ' if item.unread else ''}{ICONS[item.state]} {STATE_LABELS[item.state]}",
+    parts = [f"{'● new · ' if item.unread else ''}{ICONS[item.state]} {STATE_LABELS[item.state]}",
              _age(item.customer_at, now), item.assignee or "unassigned"]  # fmt: skip
     if item.draft_id is not None:
-        parts.append(f"📝 draft #{item.draft_id}")
+        parts.append(f"draft #{item.draft_id} to review")
     return " · ".join(parts) + f" — {_preview(item.customer_text) or '(asked for a person, no message yet)'}"
 
 
@@ -142,7 +143,7 @@ class AgentConsole:
     def typing_line(view: ConversationView) -> str:
         if not view.typing:
             return ""
-        return f"✍️ {as_text(', '.join(view.typing))} {'is' if len(view.typing) == 1 else 'are'} typing…"
+        return f"✎ {as_text(', '.join(view.typing))} {'is' if len(view.typing) == 1 else 'are'} typing…"
 
     def sources(self, view: ConversationView) -> str:
         """The draft's header and its sources (question, answer, score), shown beside the draft."""
@@ -164,9 +165,9 @@ class AgentConsole:
         try:
             draft = self.desk.draft(parsed[0])
         except DeskError:
-            return f"⚠️ Draft #{parsed[0]} no longer exists."
+            return f"⚠ Draft #{parsed[0]} no longer exists."
         who = f" by {as_text(draft.agent)}" if draft.agent else ""
-        return (f"⚠️ **Draft #{draft.id} was {draft.state}{who} meanwhile**: nothing you click here will send it. "
+        return (f"⚠ **Draft #{draft.id} was {draft.state}{who} meanwhile**: nothing you click here will send it. "
                 "Press **Refresh** to see where the conversation stands.")  # fmt: skip
 
     def pane(self, conversation_id: str | None, agent: str | None, ref: str | None, signature: str | None,
@@ -181,7 +182,7 @@ class AgentConsole:
         try:
             view = self.desk.view(conversation_id, agent)
         except DeskError as exc:
-            return (f"⚠️ {as_text(str(exc))}", "", [], gr.update(visible=False), "", "", NO_DRAFT, "")
+            return (f"⚠ {as_text(str(exc))}", "", [], gr.update(visible=False), "", "", NO_DRAFT, "")
         new_signature = repr(view.signature)
         if not force and new_signature == signature:
             return (skip,) * 8
@@ -206,13 +207,13 @@ class AgentConsole:
         try:
             action()
         except DeskError as exc:
-            return f"⚠️ {as_text(str(exc))}"
+            return f"⚠ {as_text(str(exc))}"
         except Exception as exc:  # noqa: BLE001 - a store refusal (closed, already reviewed) is shown, not raised
             from chatbot.store import StoreError
 
             if not isinstance(exc, StoreError):
                 raise
-            return f"⚠️ Not done: {as_text(str(exc))}"
+            return f"⚠ Not done: {as_text(str(exc))}"
         return done
 
     def assign(self, conversation_id: str | None, agent: str) -> str:
@@ -444,8 +445,12 @@ def build(engine: Any) -> Any:
             send_edit.click(do_send_edit, [ref, draft_text], [status], api_name="send_edited"),
             reject.click(do_reject, [ref, reason], [status], api_name="reject"),
         ):
-            event.then(redraw, [selected], pane_out, api_visibility="private").then(
-                show_list, [state_filter, search, selected], [inbox, summary], api_visibility="private"
+            event.then(redraw, [selected], pane_out, api_visibility="private", show_progress="hidden").then(
+                show_list,
+                [state_filter, search, selected],
+                [inbox, summary],
+                api_visibility="private",
+                show_progress="hidden",
             )
 
         def do_good(message_id, request: gr.Request):

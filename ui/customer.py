@@ -13,8 +13,8 @@ from ui.render import Rendered, as_markdown, as_text, render_messages
 
 log = logging.getLogger(__name__)
 
-POLL_S = 2.0
-"""How often an open chat page looks for agent replies."""
+POLL_S = 1.0
+"""How often an open chat page looks for agent replies (the desk promises they show within 2 s)."""
 STORAGE_KEY = "support-chat-conversation"
 """The browser's local-storage key for the conversation token (`<id>:<secret>`) of the chat page."""
 WIDGET_STORAGE_KEY = "support-widget-conversation"
