@@ -114,16 +114,13 @@ def test_agent_approves_a_draft_and_the_customer_sees_it_arrive(browser, context
     try:
         console = login(agent_context, live_reset, "ann", "/agent/")
         console.wait_for_selector("text=Signed in as")
-        console.wait_for_selector("#agent-summary >> text=draft(s) to review")
         draft_id = live_reset.engine.store.pending_drafts()[-1].id
-        console.wait_for_function(
-            "id => document.querySelector('#draft-select input')?.value.startsWith('#' + id)", arg=draft_id
-        )
+        console.click(f"#inbox label:has-text('draft #{draft_id} to review')")  # the draft is an inbox item
         console.wait_for_selector("#draft-info >> text=cancel")
         assert "Cancel order" in console.input_value("#draft-text textarea")
         console.screenshot(path=artifacts / "agent-console.png", full_page=True)
         console.click("#approve")
-        console.wait_for_selector(f"#draft-status >> text=Draft #{draft_id} sent by ann")
+        console.wait_for_selector(f"#desk-status >> text=Draft #{draft_id} sent by ann")
     finally:
         agent_context.close()
 

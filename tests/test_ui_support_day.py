@@ -1,8 +1,8 @@
 """A support day in a real headless Chromium: a customer asks, gets an answer, asks a follow-up, asks for a person;
 an agent signs in at `/agent` (no slash), finds the conversation in the inbox, assigns it and replies; the customer
-sees the reply within 2 s while the bot stays silent; the agent resolves and the customer rates. Then the issue's
-two-tab race: a draft approved in one tab cannot be sent again from another tab showing it, and no other draft is.
-Screenshots of the inbox and the review go to `test-artifacts/`."""
+sees the reply within 2 s, with the page's badge, while the bot stays silent; the agent resolves and the customer
+rates. Then the issue's two-tab race: a draft approved in one tab cannot be sent again from another tab showing
+it, and no other draft is. Screenshots of the inbox and the review go to `test-artifacts/`."""
 
 from __future__ import annotations
 
@@ -95,6 +95,7 @@ def test_a_support_day(contexts, live_reset, artifacts):
     seen = time.monotonic() - sent
     assert seen <= REPLY_WITHIN_S, f"the agent's reply took {seen:.2f} s to reach the customer"
     assert "Support team" in customer.locator(BOT).last.inner_text()
+    customer.wait_for_selector("#reply-badge", state="visible", timeout=1000)  # the signal that a reply arrived
 
     # the bot stays silent while the agent has the conversation; the agent's pane shows the message live
     bots_before = customer.locator(BOT).count()
