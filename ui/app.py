@@ -122,8 +122,8 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
         default_concurrency_limit=concurrency, max_size=queue_size
     )
     widget_blocks = customer.build(engine, active, concurrency=concurrency, company=config.prompt.company,
-                                   storage_key=customer.WIDGET_STORAGE_KEY).queue(default_concurrency_limit=concurrency,
-                                                                                  max_size=queue_size)  # fmt: skip
+                                   storage_key=customer.WIDGET_STORAGE_KEY, height=customer.WIDGET_HEIGHT).queue(
+                                       default_concurrency_limit=concurrency, max_size=queue_size)  # fmt: skip
     app.state.blocks = {"customer": customer_blocks, "agent": agent_blocks, "admin": admin_blocks,
                         "widget": widget_blocks}  # fmt: skip
     common = {"ssr_mode": False, "footer_links": [], "css": customer.CSS}

@@ -19,6 +19,8 @@ STORAGE_KEY = "support-chat-conversation"
 """The browser's local-storage key for the conversation token (`<id>:<secret>`) of the chat page."""
 WIDGET_STORAGE_KEY = "support-widget-conversation"
 """The same for the chat framed by the website widget: a conversation of its own."""
+WIDGET_HEIGHT = 380
+"""The chat's height in the widget's frame (pixels), leaving room for the message box and buttons."""
 MAX_TYPED = 200
 """At most this many of the customer's messages are kept as typed for the page session (the newest)."""
 
@@ -259,8 +261,8 @@ CSS = """
 #customer-chat .message-content, #customer-chat .prose, #customer-chat p { unicode-bidi: plaintext;
   text-align: start; }
 #customer-chat { font-family: system-ui, 'Noto Sans', 'Noto Sans CJK SC', 'Noto Sans Arabic', sans-serif; }
-#customer-chat .message-row:not(:has(.chat-rateable)) + .message-buttons :is([aria-label=Like], [aria-label=Dislike])
-  { display: none; }
+/* thumbs only under answers; their labels are in the browser's language, so all buttons but the first (Copy) */
+#customer-chat .message-row:not(:has(.chat-rateable)) + .message-buttons button:not(:first-of-type) { display: none; }
 #reply-badge { position: sticky; top: 0; z-index: 5; border: 0; border-radius: 999px; padding: 6px 14px;
   background: #2563eb; color: #fff; font-weight: 600; cursor: pointer; box-shadow: 0 2px 8px rgb(0 0 0 / 20%); }
 #reply-badge[hidden], #reply-badge-slot:has(#reply-badge[hidden]) { display: none; }
@@ -310,9 +312,9 @@ PAGE_JS = """
 
 
 def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = "Acme",
-          storage_key: str = STORAGE_KEY) -> Any:  # fmt: skip
+          storage_key: str = STORAGE_KEY, height: int = 520) -> Any:  # fmt: skip
     """The customer chat page as Gradio Blocks; `storage_key` names the browser storage of its conversation (the
-    widget's frame has its own, `WIDGET_STORAGE_KEY`)."""
+    widget's frame has its own, `WIDGET_STORAGE_KEY`), `height` the chat's height in pixels."""
     import gradio as gr
 
     chat = CustomerChat(engine, active, company)
@@ -326,27 +328,43 @@ def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = 
         message_ids = gr.State([])
         last_id = gr.State(0)
         chatbot = gr.Chatbot(
-            elem_id="customer-chat", label=text("chat", "en"), height=520, latex_delimiters=[], sanitize_html=True,
+            elem_id="customer-chat", label=text("chat", "en"), height=height, latex_delimiters=[], sanitize_html=True,
             allow_tags=False, feedback_options=("Like", "Dislike"), buttons=["copy"],
             placeholder=text("empty", "en"), group_consecutive_messages=False,
         )  # fmt: skip
         with gr.Row():
             box = gr.Textbox(label=text("message", "en"), placeholder=text("placeholder", "en"), show_label=False,
-                             scale=6, elem_id="customer-input", max_lines=6, autofocus=True)  # fmt: skip
-            send = gr.Button(text("send", "en"), variant="primary", scale=1, elem_id="send-button")
-            stop = gr.Button(text("stop", "en"), variant="stop", scale=1, elem_id="stop-button", visible=False)
+                             scale=6, elem_id="customer-input", max_lines=6, autofocus=True,
+                             min_width=150)  # fmt: skip
+            # narrow minimum widths: in the widget's 400-pixel frame the box, Send and the two buttons keep one line
+            send = gr.Button(text("send", "en"), variant="primary", scale=1, elem_id="send-button", min_width=80)
+            stop = gr.Button(text("stop", "en"), variant="stop", scale=1, elem_id="stop-button", visible=False,
+                             min_width=80)  # fmt: skip
         with gr.Row():
-            person = gr.Button(text("person", "en"), size="sm", elem_id="talk-to-person")
-            new = gr.Button(text("new", "en"), size="sm", elem_id="new-conversation")
+            person = gr.Button(text("person", "en"), size="sm", elem_id="talk-to-person", min_width=120)
+            new = gr.Button(text("new", "en"), size="sm", elem_id="new-conversation", min_width=120)
             thanks = gr.Markdown("", elem_id="feedback-note")
         timer = gr.Timer(POLL_S)
         labelled = [header, chatbot, box, send, stop, person, new, badge, language]
 
+        # Gradio hands a handler the request only through a parameter hinted `gr.Request`
+        def restore(token: str, kept: dict, request: gr.Request) -> tuple[list, str, list, int]:
+            return chat.restore(token, kept, request)
+
+        def send_message(message: str, token: str, kept: dict, request: gr.Request) -> Iterator[tuple]:
+            yield from chat.send(message, token, kept, request)
+
+        def talk_to_person(token: str, kept: dict, request: gr.Request) -> tuple[list, str, list, int]:
+            return chat.talk_to_person(token, kept, request)
+
+        def labels(token: str, request: gr.Request) -> tuple[Any, ...]:
+            return chat.labels(token, request)
+
         def relabel(event: Any) -> None:
-            event.then(chat.labels, [conversation], labelled, queue=False, api_visibility="private",
+            event.then(labels, [conversation], labelled, queue=False, api_visibility="private",
                        show_progress="hidden")  # fmt: skip
 
-        loaded = demo.load(chat.restore, [conversation, typed], [chatbot, conversation, message_ids, last_id],
+        loaded = demo.load(restore, [conversation, typed], [chatbot, conversation, message_ids, last_id],
                            queue=False, api_name="restore")  # fmt: skip
         relabel(loaded)
         loaded.then(chat.thumbs, [conversation], [chatbot], queue=False, api_visibility="private",
@@ -363,7 +381,7 @@ def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = 
         events = []
         for trigger in (box.submit, send.click):
             shown = trigger(start, None, [send, stop], queue=False, api_visibility="private")
-            run = shown.then(chat.send, [box, conversation, typed], outputs, concurrency_limit=concurrency,
+            run = shown.then(send_message, [box, conversation, typed], outputs, concurrency_limit=concurrency,
                              concurrency_id="customer-send", api_name="send" if not events else "send_click",
                              api_visibility="public" if not events else "private", show_progress="hidden")  # fmt: skip
             # Send comes back whatever happened: a refused message, a server error, the queue being full
@@ -372,7 +390,7 @@ def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = 
             relabel(run)
             events.append(run)
         stop.click(chat.stop, [conversation], None, queue=False, api_name="stop")
-        person_event = person.click(chat.talk_to_person, [conversation, typed],
+        person_event = person.click(talk_to_person, [conversation, typed],
                                     [chatbot, conversation, message_ids, last_id], api_name="talk_to_person",
                                     concurrency_limit=concurrency)  # fmt: skip
         relabel(person_event)

@@ -9,8 +9,7 @@ other site the script adds nothing and says in the browser console what to confi
 `data-lang` (en, es, fr, de, zh; default the page's `lang`, then the browser's), `data-position` (`right`, `left`).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the route functions' hints at runtime.
 import html
 import json
 from typing import Any
@@ -43,19 +42,22 @@ _SCRIPT = """(() => {
   shadow.innerHTML = `<style>
     :host { all: initial; }
     .bubble { position: fixed; bottom: 20px; ${side}: 20px; z-index: 2147483646; width: 60px; height: 60px;
-      border-radius: 50%; border: 0; background: #2563eb; color: #fff; font-size: 28px; cursor: pointer;
+      border-radius: 50%; border: 0; background: #2563eb; color: #fff; cursor: pointer; display: grid;
+      place-items: center;
       box-shadow: 0 4px 14px rgb(0 0 0 / 30%); }
     .bubble:focus-visible { outline: 3px solid #93c5fd; outline-offset: 2px; }
     .dot { position: absolute; top: 4px; right: 4px; width: 14px; height: 14px; border-radius: 50%;
       background: #ef4444; border: 2px solid #fff; }
     .dot[hidden] { display: none; }
     .panel { position: fixed; bottom: 92px; ${side}: 20px; z-index: 2147483647; width: min(400px, calc(100vw - 40px));
-      height: min(640px, calc(100vh - 120px)); border: 0; border-radius: 14px; background: #fff;
+      height: min(600px, calc(100vh - 120px)); border: 0; border-radius: 14px; background: #fff;
       box-shadow: 0 8px 30px rgb(0 0 0 / 30%); }
     .panel[hidden] { display: none; }
   </style>
   <iframe class="panel" hidden></iframe>
-  <button class="bubble" type="button" aria-expanded="false">💬<span class="dot" hidden></span></button>`;
+  <button class="bubble" type="button" aria-expanded="false"><svg viewBox="0 0 24 24" width="30" height="30"
+    aria-hidden="true"><path fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2
+    2 0 0 1 2-2z"/></svg><span class="dot" hidden></span></button>`;
   const bubble = shadow.querySelector(".bubble");
   const panel = shadow.querySelector(".panel");
   const dot = shadow.querySelector(".dot");
