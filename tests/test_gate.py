@@ -250,8 +250,8 @@ def test_admin_page_refuses_a_worse_faq_and_shows_the_table(live_reset, tmp_path
     live_reset.backend.delay = 0.0  # the gate's six replies need not stream slowly
     try:
         admin = console(live_reset, "ada", page="admin")
-        admin.predict(handle_file(str(worse)), api_name="/check_faq")
-        status, versions, *_ = admin.predict(False, api_name="/build_faq")
+        admin.predict(handle_file(str(worse)), "replace", api_name="/check_faq")
+        status, versions, *_ = admin.predict("replace", True, False, api_name="/build_faq")  # removals confirmed
         assert status.startswith("❌ Version") and f"so {before} still answers" in plain(status)
         assert "first_turn_accuracy fell from 1.000 to 0.333" in plain(status)
         assert "| ❌ first_turn_accuracy | 1.000 | 0.333 | -0.667 |" in status

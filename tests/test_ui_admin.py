@@ -253,7 +253,7 @@ def test_registered_adapters_are_listed_and_activated_through_the_gate(page, eng
     assert [name for _, name in choices] == ["none", "good", "worse"]
     assert "| `good` | 5 | — | — | 10 |  |" in info and "| `worse` | 9 | — | — | 10 |  |" in info
     activated = page.activate_adapter("good")
-    assert activated.startswith("✅ `good` is active.") and engine.health()["adapter"].endswith("good")
+    assert activated.startswith("✅ Adapter `good` is active.") and engine.health()["adapter"].endswith("good")
     assert "no \\[eval\\] files configured" in activated  # the answer gate (tests/test_gate.py) had nothing to run
     assert "| `good` | 5 | — | — | 10 | ✅ serving |" in page.adapters()[0]
     assert page.activate_adapter("nonesuch").startswith("❌ Not activated: unknown adapter 'nonesuch'")

@@ -457,8 +457,9 @@ class AdminPage:
             activate(record["previous"] or BASE_MODEL, force=True)
             return f"❌ Not activated: {as_text(str(exc))}"
         result = GateResult(True, tuple(record["gate"]), tuple(GateRow(**row) for row in record["comparison"]))
-        label = adapter_label(record["name"])
-        return f"✅ {label[0].upper() + label[1:]} is active.\n\n{_explained(result)}"
+        name = record["name"]
+        active = "The base model (no adapter)" if name == BASE_MODEL else f"Adapter {adapter_label(name)}"
+        return f"✅ {active} is active.\n\n{_explained(result)}"
 
 
 def _explained(result: Any) -> str:
