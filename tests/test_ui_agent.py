@@ -202,3 +202,53 @@ def test_two_tab_race_over_http(live_reset):
     assert refused.startswith(f"⚠ draft #{draft_2} changed since you opened it") and "nothing was sent" in refused
     assert [d.conversation_id for d in engine.store.pending_drafts()] == [second]  # the other draft was not sent
     assert sum(m.role == "agent" for m in engine.store.messages(first)) == 1
+
+
+# -- the desk's JSON API ---------------------------------------------------------------------------------------
+def test_desk_api_plays_the_two_tab_race(client, engine):
+    engine.store.add_user("ann", "agent", "ann-password-1")
+    first, second = drafted(engine, "How do I get a refund?"), drafted(engine, "How do I cancel my order?")
+    assert client.get("/agent/api/inbox").status_code == 401  # signed in like the console
+    login(client, "ann", "ann-password-1", "/agent")
+    inbox = client.get("/agent/api/inbox", params={"state": "waiting"}).json()
+    assert [i["conversation_id"] for i in inbox["items"]] == [second, first] and inbox["counts"]["waiting"] == 2
+    assert client.get("/agent/api/inbox", params={"state": "lost"}).status_code == 422
+    assert [i["conversation_id"] for i in client.get("/agent/api/inbox", params={"q": "refund"}).json()["items"]] == [
+        first
+    ]
+    draft = client.get(f"/agent/api/conversations/{first}").json()["draft"]
+    assert "30 days" in draft["text"] and draft["sources"][0]["faq_id"]
+    sent = client.post(f"/agent/api/drafts/{draft['id']}/approve", json={"version": draft["version"]})
+    assert sent.status_code == 200 and sent.json()["message_id"]
+    again = client.post(f"/agent/api/drafts/{draft['id']}/approve", json={"version": draft["version"]})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "stale_draft"
+    assert "nothing was sent" in again.json()["error"]["message"]
+    assert [d.conversation_id for d in engine.store.pending_drafts()] == [second]
+    other = client.get(f"/agent/api/conversations/{second}").json()["draft"]
+    wrong = client.post(f"/agent/api/drafts/{other['id']}/reject", json={"version": "1:pending:0", "reason": "x"})
+    assert wrong.status_code == 409 and engine.store.draft(other["id"]).state == "pending"
+    assert client.post(f"/agent/api/drafts/{other['id']}/reject", json={"version": other["version"]}).status_code == 422
+    assert client.post("/agent/api/drafts/999/approve", json={"version": "v"}).json()["error"]["code"] == (
+        "unknown_draft"
+    )
+
+
+def test_desk_api_states_and_replies(client, engine):
+    engine.store.add_user("ann", "agent", "ann-password-1")
+    cid = engine.start_conversation()
+    engine.request_human(cid)
+    login(client, "ann", "ann-password-1", "/agent")
+    assert client.post(f"/agent/api/conversations/{cid}/assign").json()["assignee"] == "ann"
+    view = client.post(f"/agent/api/conversations/{cid}/reply", json={"text": "Hi, Ann here."}).json()
+    assert view["state"] == "with_agent" and view["messages"][-1]["text"] == "Hi, Ann here."
+    empty = client.post(f"/agent/api/conversations/{cid}/reply", json={"text": " "})
+    assert empty.status_code == 409 and "empty" in empty.json()["error"]["message"]
+    assert client.post(f"/agent/api/conversations/{cid}/reply", json={"text": 5}).status_code == 422
+    assert client.post(f"/agent/api/conversations/{cid}/resolve").json()["state"] == "resolved"
+    assert client.post(f"/agent/api/conversations/{cid}/reopen").json()["state"] == "with_agent"
+    back = client.post(f"/agent/api/conversations/{cid}/hand_back").json()
+    assert back["state"] == "bot" and back["messages"][-1]["text"] == EN["handback"]
+    missing = client.post("/agent/api/conversations/nope/assign")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_conversation"
+    foreign = client.post(f"/agent/api/conversations/{cid}/resolve", headers={"origin": "https://evil.example"})
+    assert foreign.status_code == 403 and engine.store.get_conversation(cid).status == "open"

@@ -27,7 +27,7 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     from fastapi.responses import HTMLResponse, RedirectResponse
 
     from chatbot.config import AppConfig
-    from ui import admin, agent, customer, widget
+    from ui import admin, agent, customer, desk_api, widget
     from ui.api import ActiveChats, create_router
 
     config = config or (engine.config if engine is not None else AppConfig.load())
@@ -117,6 +117,7 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
     concurrency = max(1, config.scheduler.max_batch)
     queue_size = max(1, config.scheduler.max_queue)
     agent_blocks = agent.build(engine).queue(default_concurrency_limit=4, max_size=queue_size)
+    app.include_router(desk_api.create_router(agent_blocks.console.desk))  # before the console's mount
     admin_blocks = admin.build(engine).queue(default_concurrency_limit=2, max_size=queue_size)
     customer_blocks = customer.build(engine, active, concurrency=concurrency, company=config.prompt.company).queue(
         default_concurrency_limit=concurrency, max_size=queue_size
