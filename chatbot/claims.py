@@ -799,6 +799,9 @@ def _judge(sentence: str, evidence: Evidence, after_yes: bool = False) -> tuple[
     masked = _mask_contacts(_normal(sentence))
     tokens = _tokens(masked)
     negation = _negation(tokens)
+    if not after_yes and len(tokens) > 2 and _phrase_in([t.stem for t in tokens], index.path_text):
+        # a sentence of the sources quoted as it stands ("I submitted my FAFSA form. What happens next?")
+        return _ok(sentence), False, _substance(tokens, masked, index)
     checks = (
         lambda: _check_promise(sentence),
         lambda: _check_yes_then_no(sentence, after_yes, negation),

@@ -319,3 +319,10 @@ def test_gate_keeps_a_cut_off_tail():
     whole.feed("You can cancel an order free of charge until it ships")
     assert whole.finish(complete=True) == "You can cancel an order free of charge until it ships"
     assert whole.cut_off == ""
+
+
+def test_a_sentence_quoted_from_the_sources_passes_even_in_the_first_person():
+    source = "Help with what happens after you submit your form. I submitted my form. What happens next?"
+    report = check_reply("I submitted my form. What happens next?", Evidence((source,)))
+    assert report.ok, report.reason
+    assert not check_reply("I have submitted your form.", Evidence((source,))).ok
