@@ -182,7 +182,7 @@ def test_unanswered_questions_leave_out_requests_for_a_person_and_other_language
     # the same question in other letter cases counts once, in its latest spelling
     assert unanswered == [["where do you keep the purple unicorns?", 2],
                           ["¿Dónde guardan los unicornios morados de colores?", 1]]  # fmt: skip
-    assert "**1** requests for a person" in summary and "(de: 1)" in summary
+    assert "requests for a person: **1**" in summary and "does not answer in: de: 1." in summary
     stats = engine.store.stats()  # without the filters: every handed-off question, as before
     assert len(stats["top_unanswered"]) == 4 and stats["person_requests"] == 0
 
@@ -321,6 +321,8 @@ def test_admin_client_model_tab_offers_the_base_model(live_reset):
 def test_upload_shows_the_changes_and_removal_waits_for_confirmation(browser, live_reset, tmp_path, artifacts):
     kb = live_reset.engine.kb
     before = kb.current_version
+    for text in ("I want to talk to a person", "Where do you keep the purple unicorns?"):
+        live_reset.engine.reply(live_reset.engine.start_conversation(), text)
     context = browser.new_context(viewport={"width": 1200, "height": 1000}, locale="en-US")
     context.set_default_timeout(15000)
     try:
@@ -331,6 +333,14 @@ def test_upload_shows_the_changes_and_removal_waits_for_confirmation(browser, li
         page.fill('input[name="password"]', PASSWORDS["ada"])
         page.click('button[type="submit"]')
         page.wait_for_selector("#faq-upload")
+
+        page.get_by_role("tab", name="Figures").click()
+        page.wait_for_function("t => document.querySelector('#figures-unanswered')?.innerText.includes(t)",
+                               arg="Where do you keep the purple unicorns?")  # fmt: skip
+        figures = page.inner_text("#tab-figures")
+        assert "I want to talk to a person" not in figures and "requests for a person: 1" in figures
+        page.screenshot(path=artifacts / "admin-figures-unanswered.png", full_page=True)
+        page.get_by_role("tab", name="FAQ").click()
         page.set_input_files("#faq-upload input[type=file]", str(five_entry_file(tmp_path)))
         page.wait_for_selector("#faq-diff >> text=1 added · 1 changed · 0 removed")
         assert page.locator("#faq-diff del").first.inner_text() == "of charge"  # the answer's change, struck out

@@ -382,9 +382,8 @@ class AdminPage:
             f"| {stats['thumbs_up']} | {stats['thumbs_down']} |\n\n"
             f"Drafts: {stats['drafts']['pending']} pending, {stats['drafts']['approved']} approved, "
             f"{stats['drafts']['edited']} edited, {stats['drafts']['rejected']} rejected.\n\n"
-            f"Handed off, and not counted below as questions the FAQ does not answer: "
-            f"**{stats['person_requests']}** requests for a person; messages in languages the bot does not answer in "
-            f"({other}).\n\n"
+            f"Handed off but not counted below as questions the FAQ does not answer: requests for a person: "
+            f"**{stats['person_requests']}**; messages in languages the bot does not answer in: {other}.\n\n"
             f"Generated replies that failed the claim check and were replaced by the sources' own words: "
             f"**{stats['rejected']}**" + "".join(f"\n- {r['n']} × {r['reason']}" for r in stats["rejection_reasons"])
         )
@@ -553,6 +552,7 @@ def build(engine: Any) -> Any:
                 day_plot = gr.Plot(label="Conversations and messages per day")
                 route_plot = gr.Plot(label="Routes")
             unanswered = gr.Dataframe(headers=["question with no good source", "times"], interactive=False,
+                                      elem_id="figures-unanswered",
                                       label="Top questions the FAQ does not answer (requests for a person and "
                                       "languages the bot does not answer in are counted apart, above)")  # fmt: skip
         with gr.Tab("Model", elem_id="tab-model"):
@@ -579,7 +579,7 @@ def build(engine: Any) -> Any:
         def on_mode(record: dict | None, how: str, request: gr.Request):
             require_admin(store, request)
             diff_md, record = page.preview(record, how)
-            return diff_md, record, confirmation(record), ""
+            return diff_md, record, confirmation(record), "", gr.update(interactive=record is not None)
 
         def on_build(record: dict | None, how: str, confirmed: bool, forced: bool, request: gr.Request,
                      progress=gr.Progress(track_tqdm=True)):  # noqa: B008  # fmt: skip
@@ -618,7 +618,7 @@ def build(engine: Any) -> Any:
         upload.clear(lambda: ("", "", None, gr.update(interactive=False), "", gr.update(value=False, visible=False)),
                      None, [report, diff, checked, build_button, build_status, confirm],
                      api_visibility="private")  # fmt: skip
-        mode.change(on_mode, [checked, mode], [diff, checked, confirm, build_status], api_name="faq_mode")
+        mode.change(on_mode, [checked, mode], [diff, checked, confirm, build_status, build_button], api_name="faq_mode")
         confirm.input(lambda: "", None, [build_status], api_visibility="private")  # an earlier refusal no longer holds
         build_button.click(on_build, [checked, mode, confirm, force],
                            [build_status, versions, version, build_button, confirm], api_name="build_faq")  # fmt: skip
