@@ -101,28 +101,28 @@ class Desk:
 
     # -- reading ----------------------------------------------------------------------------------------------
     def inbox(self, state: State | None = None, search: str = "", limit: int = 200) -> list[InboxItem]:
-        """Conversations, latest activity first, those waiting for a person on top; `state` and `search` (text in
-        any of the conversation's messages) filter them."""
+        """Conversations, those waiting for a person first, then by latest activity (at most `limit`; every
+        waiting one comes before the cut); `state` and `search` (text in any of the conversation's messages) filter
+        them."""
         if state is not None and state not in STATE_LABELS:
             raise DeskError(f"unknown state {state!r}: use one of {', '.join(STATE_LABELS)}")
         items = []
         for row in self.store.desk_rows(search, limit):
-            item_state = state_of(row["status"], row["assignee"], row["draft_id"])
+            item_state = state_of(row["status"], row["assignee"], row["pending_draft"])
             if state is not None and item_state != state:
                 continue
             items.append(InboxItem(
                 conversation_id=row["id"], state=item_state, customer_text=row["customer_text"],
                 customer_at=row["customer_at"], last_at=row["last_at"], unread=row["customer_id"] > row["read_id"],
-                assignee=row["assignee"], language=row["language"], draft_id=row["draft_id"],
+                assignee=row["assignee"], language=row["language"], draft_id=row["pending_draft"],
             ))  # fmt: skip
-        items.sort(key=lambda i: i.state != "waiting")  # stable: latest activity first within each group
         return items
 
     def counts(self) -> dict[State, int]:
         """How many conversations are in each state (the tab title shows `waiting`)."""
         out: dict[State, int] = dict.fromkeys(STATE_LABELS, 0)
-        for item in self.inbox():
-            out[item.state] += 1
+        for status, assigned, drafted, n in self.store.desk_counts():
+            out[state_of(status, "someone" if assigned else None, 0 if drafted else None)] += n
         return out
 
     def view(self, conversation_id: str, agent: str | None = None) -> ConversationView:

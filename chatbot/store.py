@@ -580,10 +580,11 @@ class Store:
 
     # -- the support desk ---------------------------------------------------------------------------------------
     def desk_rows(self, search: str = "", limit: int = 200) -> list[dict[str, Any]]:
-        """Conversations with a message, latest activity first, for the desk's inbox: the conversation's columns
-        plus `last_id`, `last_at`, `customer_text`, `customer_at`, `customer_id` (the customer's newest message; "",
-        the last message's time and 0 before the customer wrote anything) and `draft_id` (the oldest pending draft,
-        or None). `search` keeps those whose messages contain it (case-insensitive)."""
+        """Conversations with a message for the desk's inbox, those waiting for a person first, then the latest
+        activity: the conversation's columns plus `last_id`, `last_at`, `customer_text`, `customer_at`,
+        `customer_id` (the customer's newest message; "", the last message's time and 0 before the customer wrote
+        anything) and `pending_draft` (the oldest pending draft's id, or None). `search` keeps those whose messages
+        contain it (case-insensitive)."""
         where, args = "", [limit]
         if search.strip():
             escaped = "".join("\\" + ch if ch in "\\%_" else ch for ch in search.strip().lower())
@@ -594,14 +595,27 @@ class Store:
         rows = self._read(
             "SELECT c.*, last.id AS last_id, last.created_at AS last_at, COALESCE(cust.text, '') AS customer_text, "
             "COALESCE(cust.created_at, last.created_at) AS customer_at, COALESCE(cust.id, 0) AS customer_id, "
-            "(SELECT MIN(d.id) FROM drafts d WHERE d.conversation_id = c.id AND d.state = 'pending') AS draft_id "
+            "(SELECT MIN(d.id) FROM drafts d WHERE d.conversation_id = c.id AND d.state = 'pending') AS pending_draft "
             "FROM conversations c "
             "JOIN messages last ON last.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id) "
             "LEFT JOIN messages cust ON cust.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id "
-            f"AND role = 'user') WHERE 1 = 1 {where} ORDER BY last.id DESC LIMIT ?",
+            f"AND role = 'user') WHERE 1 = 1 {where} "
+            # those waiting for a person first (never cut off by the limit), then the latest activity
+            "ORDER BY CASE WHEN c.status = 'handoff' AND c.assignee IS NULL THEN 0 "
+            "WHEN c.status = 'open' AND pending_draft IS NOT NULL THEN 0 ELSE 1 END, last.id DESC LIMIT ?",
             args,
         )
         return [dict(r) for r in rows]
+
+    def desk_counts(self) -> list[tuple[str, bool, bool, int]]:
+        """How many conversations with a message have each `(status, assigned, a pending draft)`, as
+        `(status, assigned, drafted, n)` rows."""
+        rows = self._read(
+            "SELECT c.status, c.assignee IS NOT NULL AS assigned, EXISTS (SELECT 1 FROM drafts d WHERE "
+            "d.conversation_id = c.id AND d.state = 'pending') AS drafted, COUNT(*) AS n FROM conversations c "
+            "WHERE EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id) GROUP BY 1, 2, 3"
+        )
+        return [(r["status"], bool(r["assigned"]), bool(r["drafted"]), r["n"]) for r in rows]
 
     def conversation_drafts(self, conversation_id: str) -> list[Draft]:
         """A conversation's drafts, oldest first."""

@@ -186,6 +186,16 @@ def test_inbox_search_and_filter(engine, desk):
     assert (first.conversation_id, first.customer_text, first.unread) == (pressed, "", False)
 
 
+def test_waiting_conversations_are_never_cut_off_and_counts_see_everything(engine, desk):
+    waiting = engine.start_conversation()
+    engine.request_human(waiting)
+    for _ in range(3):
+        engine.reply(engine.start_conversation(), "How do I track my order?")
+    assert [i.conversation_id for i in desk.inbox(limit=2)][0] == waiting  # the oldest, yet listed first
+    assert desk.counts() == {"bot": 3, "waiting": 1, "with_agent": 0, "resolved": 0}
+    assert sum(desk.counts().values()) == len(desk.inbox(limit=100))
+
+
 def test_typing_is_seen_by_the_other_agents_for_a_while(engine, desk, monkeypatch):
     cid = engine.start_conversation()
     engine.request_human(cid)
