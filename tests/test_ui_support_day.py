@@ -162,4 +162,12 @@ def test_two_tab_race_refuses_the_stale_approval(contexts, live_reset, artifacts
     tab_2.reload()  # after a reload the inbox lists only what is still to do
     inbox_item(tab_2, f"draft #{second.id} to review").wait_for()
     assert inbox_item(tab_2, f"draft #{first.id} to review").count() == 0
+    inbox_item(tab_2, f"draft #{second.id} to review").click()
+    tab_2.wait_for_selector(f"#draft-info >> text=Draft #{second.id}")
+    tab_2.click("#reopen")  # a wrong click: the conversation is not resolved
+    tab_2.wait_for_selector("#desk-status >> text=is not resolved: there is nothing to reopen")
+    tab_2.fill("#inbox-search textarea", "refund")  # search by text
+    tab_2.keyboard.press("Enter")
+    tab_2.wait_for_function("document.querySelectorAll('#inbox label').length === 1")
+    assert "How do I get a refund?" in tab_2.inner_text("#inbox")
     chats[0].wait_for_selector(f"{BOT} >> text=Support team", timeout=5000)
