@@ -128,6 +128,16 @@ def test_pane_shows_times_and_redraws_only_on_a_change(engine, console):
     assert typing == "✎ ada is typing…"
 
 
+def test_pane_shows_the_customer_literally_and_the_team_as_markdown(engine, console):
+    cid = engine.start_conversation()
+    engine.reply(cid, "I typed **this** <b>myself</b>")
+    console.desk.reply(cid, "ann", "Steps:\n\n1. Open **My Orders**\n2. See [help](https://example.com/help)")
+    customer, *_, agent = console.history(console.desk.view(cid))
+    assert customer["content"].endswith("I typed \\*\\*this\\*\\* &lt;b&gt;myself&lt;/b&gt;")
+    assert agent["content"].startswith("*Agent ann · ")
+    assert "**My Orders**" in agent["content"] and "(https://example.com/help)" in agent["content"]
+
+
 def test_a_draft_on_screen_is_never_swapped(engine, console):
     cid = drafted(engine, "How do I get a refund?")
     *_, review, info, text, ref, signature = console.pane(cid, "ann", "", "", force=True)

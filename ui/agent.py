@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from chatbot.desk import STATE_LABELS, ConversationView, Desk, DeskError, InboxItem
-from ui.render import as_text, console_history
+from ui.render import as_markdown, as_text, console_history, role_label
 
 LIVE_S = 1.0
 """How often the console looks for changes (the pane is at most this much behind the store, plus a round trip)."""
@@ -125,13 +125,17 @@ class AgentConsole:
 
     # -- the conversation pane --------------------------------------------------------------------------------
     def history(self, view: ConversationView) -> list[dict[str, Any]]:
-        """The pane's messages, each labelled with who wrote it and when."""
-        rows = console_history(view.messages)
-        shown = [m for m in view.messages if m.role != "system"]
-        for row, m in zip(rows, shown, strict=True):
+        """The pane's messages, each labelled with who wrote it and when: the customer's words as typed (never
+        markup), the bot's and agents' as safe Markdown, as the customer sees them."""
+        rows = []
+        for m in view.messages:
+            if m.role == "system":
+                continue
+            route = f" · {m.route}" if m.role == "bot" and m.route else ""
             notice = " · notice" if m.kind == "notice" else ""
-            head, _, body = row["content"].partition("\n\n")
-            row["content"] = f"{head[:-1]} · {self._clock(m.created_at)}{notice}*\n\n{body}"
+            tag = f"*{role_label(m.role, m.agent)}{route} · {self._clock(m.created_at)}{notice}*"
+            body = as_text(m.text) if m.role == "user" else as_markdown(m.text)
+            rows.append({"role": "user" if m.role == "user" else "assistant", "content": f"{tag}\n\n{body}"})
         return rows
 
     def header(self, view: ConversationView) -> str:
