@@ -699,25 +699,6 @@ class Store:
         )
         return {int(r["message_id"]): bool(r["up"]) for r in rows}
 
-    def rate_as_customer(self, message_id: int, up: bool | None) -> None:
-        """The customer's thumb on a message: it replaces their earlier one (None takes it back). Agents' feedback,
-        which carries a comment, is left alone."""
-        self.message(message_id)
-        with self.transaction() as db:
-            db.execute("DELETE FROM feedback WHERE message_id = ? AND comment IS NULL", (message_id,))
-            if up is not None:
-                db.execute("INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, NULL, ?)",
-                           (message_id, int(bool(up)), time.time()))  # fmt: skip
-
-    def customer_ratings(self, conversation_id: str) -> dict[int, bool]:
-        """The customer's thumbs in a conversation: message id -> up (the latest where there are several)."""
-        rows = self._read(
-            "SELECT f.message_id, f.up FROM feedback f JOIN messages m ON m.id = f.message_id "
-            "WHERE m.conversation_id = ? AND f.comment IS NULL ORDER BY f.id",
-            (conversation_id,),
-        )
-        return {int(r["message_id"]): bool(r["up"]) for r in rows}
-
     def recent_auto_sent(self, limit: int = 50) -> list[Message]:
         """Bot replies sent without review, newest first (for agents to rate or correct)."""
         rows = self._read(
