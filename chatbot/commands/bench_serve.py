@@ -67,13 +67,13 @@ def one_customer(url: str, index: int, messages: list[str], timeout: float, resu
     """One customer: send `messages` in one conversation, recording each reply's timings."""
     import httpx
 
-    conversation_id = None
+    conversation_id = secret = None
     with httpx.Client(base_url=url, timeout=timeout) as client:
         for text in messages:
             body: dict[str, Any] = {"model": "support-bot", "stream": True,
                                     "messages": [{"role": "user", "content": text}]}  # fmt: skip
-            if conversation_id:
-                body["conversation_id"] = conversation_id
+            if conversation_id:  # a conversation is continued with the secret of its first reply
+                body["conversation_id"], body["conversation_secret"] = conversation_id, secret
             record: dict[str, Any] = {"client": index, "ttft_s": None, "pieces": [], "error": None, "route": None}
             start = time.perf_counter()
             try:
@@ -94,6 +94,7 @@ def one_customer(url: str, index: int, messages: list[str], timeout: float, resu
                         if "chatbot" in chunk:
                             record["route"] = chunk["chatbot"]["route"]
                             conversation_id = chunk["chatbot"]["conversation_id"]
+                            secret = chunk["chatbot"].get("conversation_secret", secret)
                 if record["route"] is None:
                     raise RuntimeError("the stream ended without its final chunk")
             except Exception as exc:  # noqa: BLE001 - every failure counts as an error, with its message
