@@ -13,6 +13,8 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ui.asgi import replaying
+
 MAX_LISTED = 5
 """At most this many validation problems are spelled out."""
 _NAMED_CALL = re.compile(r"/gradio_api/(?:call/v2|call|run|api)/(?P<name>[^/]+)/?$")
@@ -104,16 +106,7 @@ async def _read_body(receive: Any) -> tuple[bytes, Any]:
             break
         body += message.get("body", b"")
         more = message.get("more_body", False)
-    replayed = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-        return await receive()
-
-    return bytes(body), replay
+    return bytes(body), replaying(body, receive)
 
 
 async def _refuse(send: Any, status: int, message: str, prefix: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from ui.asgi import replaying
 from ui.auth import required_roles
 
 LIMITED_PREFIXES = ("/v1/", "/api/")
@@ -56,16 +57,7 @@ class LimitsMiddleware:
             if len(body) > self.max_body_bytes:
                 await _json(send, 413, self._too_big())
                 return
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     def _too_big(self) -> str:
         return (f"the request body is larger than {self.max_body_bytes} bytes (limits.max_body_bytes); send less, "
