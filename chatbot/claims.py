@@ -195,7 +195,7 @@ def _words(text: str) -> frozenset[str]:
 
 
 _STOPWORDS = _words("""
-a an the and or but nor so yet if then than that this these those there here where when while what which who whom
+a an the and or but nor so yet if then than that this these those there where when while what which who whom
 whose why how whether of in on at to for from by with without within into onto upon over under above below about
 through during between among per via as is are was were be been being am do does did doing done have has had having
 will would shall should may might must can could it its itself they them their theirs themselves we us our ours
@@ -227,7 +227,7 @@ _IRREGULAR = {
     "taken": "take", "gave": "give", "given": "give", "found": "find", "kept": "keep", "shown": "show",
     "wrote": "write", "written": "write", "chose": "choose", "chosen": "choose", "went": "go", "gone": "go",
     "told": "tell", "sold": "sell", "brought": "bring", "held": "hold", "e-mail": "email", "e-mails": "email",
-    "e-mailed": "email", "emails": "email", "emailed": "email",
+    "e-mailed": "email", "emails": "email", "emailed": "email", "here": "here",
 }  # fmt: skip
 # Safe paraphrases: words that say the same thing in a support answer. Anything that changes what is promised
 # (ship vs deliver, return vs refund, cancel vs change) stays apart.
@@ -279,7 +279,9 @@ _PHRASES = tuple(
 @lru_cache(maxsize=16384)
 def _stem(word: str) -> str:
     """A light suffix stripper: invoices/invoice, picked/pick, shipping/ship, deliveries/delivery, changes/change."""
-    w = _IRREGULAR.get(word, word)
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    w = word
     if "-" in w:
         return "-".join(_stem(part) for part in w.split("-"))
     if len(w) <= 3 or not w.isalpha():
@@ -486,6 +488,7 @@ class _Index:
     urls: frozenset[str]  # of sources and earlier turns
     sentences: tuple[_Sentence, ...]  # sentences of sources and earlier turns, for polarity and locality
     sentence_keys: frozenset[str]  # every content key of those sentences
+    lists: tuple[tuple[tuple[str, ...], ...], ...]  # the enumerations of the sources: items as stem sequences
     statements: tuple[frozenset[str], ...]  # content keys of each source sentence, with the sentence before it when
     # it refers back to it ("Check your spam folder if it does not arrive": "it" is the link of the sentence before)
 
@@ -529,6 +532,7 @@ def _index(evidence: Evidence) -> _Index:
     urls: set[str] = set()
     sentences: list[_Sentence] = []
     statements: list[frozenset[str]] = []
+    lists: list[tuple[tuple[str, ...], ...]] = []
     for text in trusted:
         text = _normal(text)
         emails.update(m.lower() for m in _EMAIL.findall(text))
@@ -547,9 +551,12 @@ def _index(evidence: Evidence) -> _Index:
             tokens = _tokens(_mask_contacts(part))
             sentence = _sentence(tokens)
             sentences.append(sentence)
+            keys = frozenset(k for t in tokens if (k := _local_key(t)))
             refers = any(t.stem in _REFERRING for t in tokens)
-            statements.append(sentence.keys | previous if refers else sentence.keys)
-            previous = sentence.keys
+            statements.append(keys | previous if refers else keys)
+            previous = keys
+            if found := _source_list(tokens):
+                lists.append(found)
     for text in evidence.customer:
         text = _normal(text)
         emails.update(m.lower() for m in _EMAIL.findall(text))
@@ -562,7 +569,8 @@ def _index(evidence: Evidence) -> _Index:
         stem_text=" | " + _stem_text((*trusted, *evidence.customer)) + " | ", path_text=" | " + _stem_text(trusted)
         + " | ", numbers=frozenset(numbers), quantities=tuple(quantities), identifiers=frozenset(identifiers),
         emails=frozenset(emails), urls=frozenset(urls), sentences=tuple(sentences),
-        sentence_keys=frozenset(k for sentence in sentences for k in sentence.keys), statements=tuple(statements),
+        sentence_keys=frozenset(k for statement in statements for k in statement), statements=tuple(statements),
+        lists=tuple(lists),
     )  # fmt: skip
 
 
@@ -740,11 +748,49 @@ def _check_locality(tokens: list[_Token], index: _Index) -> str:
         if t is not None and t.text.lower() not in _CLAUSE_BREAKS:
             clause.append(t)
             continue
-        keys = {c.key for c in clause if c.content and c.key in known}
+        keys = {k for c in clause if (k := _local_key(c)) in known}
         if len(keys) >= 2 and not any(keys <= statement for statement in index.statements):
-            words = [c.text for c in clause if c.content and c.key in keys]
+            words = [c.text for c in clause if _local_key(c) in keys]
             return f"joins {_quote(words)}, which no single statement of the sources says together"
         clause = []
+    return ""
+
+
+def _local_key(token: _Token) -> str | None:
+    """What locality compares: a content word's key, or a number ("free over $12.99" must not borrow the express
+    price for the standard delivery's free threshold)."""
+    if token.content:
+        return token.key
+    return "#" + _number_key(token.text) if token.text[:1].isdigit() else None
+
+
+def _source_list(tokens: list[_Token]) -> tuple[tuple[str, ...], ...]:
+    """The items of an enumeration in a source sentence ("Visa, Mastercard, American Express, PayPal, Apple Pay
+    and bank transfer"): at least three short items separated by commas, the last joined by "and"/"or"."""
+    parts: list[list[_Token]] = [[]]
+    for t in tokens:
+        if t.text == "," or t.text.lower() in ("and", "or"):
+            parts.append([])
+        else:
+            parts[-1].append(t)
+    commas = sum(t.text == "," for t in tokens)
+    words = [[t for t in part if t.content] for part in parts]
+    if commas < 2 or len(words) < 4 or any(not 1 <= len(w) <= 3 for w in words[1:-1]):
+        return ()
+    first, last = words[0][-1:], words[-1][:3]
+    items = [first, *words[1:-1], last]
+    return tuple(tuple(t.stem for t in item) for item in items if item)
+
+
+def _check_lists(tokens: list[_Token], index: _Index) -> str:
+    """A sentence that names two or more items of a source's enumeration must name them all: "We accept Visa,
+    Mastercard, American Express, PayPal and bank transfer" leaves out Apple Pay (asked "and apple pay?")."""
+    stems = " " + " ".join(t.stem for t in tokens) + " "
+    for items in index.lists:
+        named = [item for item in items if " " + " ".join(item) + " " in stems]
+        if 2 <= len(named) < len(items):
+            missing = [" ".join(item) for item in items if item not in named]
+            return f"lists some of the sources' items but leaves out {_quote(missing)}"
     return ""
 
 
@@ -786,8 +832,10 @@ def _check_yes_says_what(sentence: str, tokens: list[_Token], after_yes: bool, e
     answers = after_yes or _ANSWER_YES.search(sentence) or _ANSWER_NO.search(sentence)
     if not answers or not evidence.customer or not any(t.content for t in tokens):
         return ""
-    asked = {t.key: t.text for t in _tokens(_mask_contacts(_normal(evidence.customer[-1])))
-             if t.content and (t.key in index.support or t.stem in index.support)}  # fmt: skip
+    question = [t for t in _tokens(_mask_contacts(_normal(evidence.customer[-1]))) if t.content]
+    asked = {t.key: t.text for t in question if t.key in index.support or t.stem in index.support}
+    if question and not asked:
+        return f"answers yes or no about {_quote(t.text for t in question)}, which no source mentions"
     if asked and not asked.keys() & {t.key for t in tokens if t.content}:
         return f"answers yes or no without naming what was asked ({_quote(asked.values())})"
     return ""
@@ -812,6 +860,7 @@ def _judge(sentence: str, evidence: Evidence, after_yes: bool = False) -> tuple[
         lambda: _check_words(tokens, index),
         lambda: _check_names(sentence, tokens, index),
         lambda: _check_locality(tokens, index),
+        lambda: _check_lists(tokens, index),
         lambda: _check_polarity(tokens, negation, index),
     )
     for check in checks:

@@ -50,7 +50,11 @@ FALSE_REPLIES = [
     ("Write to help@example-store.com.", ("payment_issue",), "e-mail address help@example-store.com"),
     ("See www.example-store.com/gift-cards for details.", ("check_payment_methods",), "link"),
     # Found reading real replies: words of two different statements joined into one false one.
-    ("Express delivery is free over $50.", ("delivery_options",), "joins 'Express delivery free'"),
+    ("Express delivery is free over $50.", ("delivery_options",), "joins 'Express delivery free 50'"),
+    ("Standard delivery is free over $12.99.", ("delivery_options",), "joins 'Standard delivery free 12.99'"),
+    ("We accept Visa, Mastercard, American Express, PayPal and bank transfer.", ("check_payment_methods",),
+     "leaves out 'appl pay'"),
+    ("You can see your invoices here.", ("check_invoice",), "names 'invoices here'"),
 ]  # fmt: skip
 
 # Found reading the real model's replies to follow-ups: (customer's message, reply, entry, the reason must contain)
@@ -58,6 +62,10 @@ FALSE_ANSWERS_IN_CONTEXT = [
     ("is that free?", "Yes, your order will be cancelled at the time of delivery.", "cancel_order",
      "answers yes or no without naming what was asked ('free')"),
     ("do you take diners club?", "Yes, we accept Diners Club.", "check_payment_methods",
+     "answers yes or no about 'take diners club', which no source mentions"),
+    ("do you have a loyalty program?", "Yes, you can add a shipping address.", "set_up_shipping_address",
+     "which no source mentions"),
+    ("I want to pay with Diners Club", "We accept Diners Club.", "check_payment_methods",
      "as the shop's word, but only the customer said it"),
 ]  # fmt: skip
 
