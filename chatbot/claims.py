@@ -472,6 +472,7 @@ def _identifier(q: _Quantity, text: str) -> bool:
 class _Sentence:
     keys: frozenset[str]
     negated: bool
+    hedged: bool = False  # says "may", "if", "usually" ...
 
 
 @dataclass(frozen=True)
@@ -516,8 +517,16 @@ def _negation(tokens: list[_Token]) -> str:
     return next((t.text for t in _polarity_view(tokens) if t.stem in _NEGATIONS), "")
 
 
+_HEDGES = frozenset(("may", "might", "could", "possibly", "perhaps", "usually", "generally", "typically", "often",
+                     "sometimes", "depending", "if", "unless"))  # fmt: skip
+
+
+def _hedged(tokens: list[_Token]) -> bool:
+    return any(t.text.lower() in _HEDGES for t in tokens)
+
+
 def _sentence(tokens: list[_Token]) -> _Sentence:
-    return _Sentence(frozenset(t.key for t in tokens if t.content), bool(_negation(tokens)))
+    return _Sentence(frozenset(t.key for t in tokens if t.content), bool(_negation(tokens)), _hedged(tokens))
 
 
 @lru_cache(maxsize=256)
@@ -801,7 +810,7 @@ def _substance(tokens: list[_Token], masked: str, index: _Index) -> frozenset[st
 
 
 def _check_polarity(tokens: list[_Token], negation: str, index: _Index) -> str:
-    claim = _Sentence(frozenset(t.key for t in tokens if t.content), bool(negation))
+    claim = _Sentence(frozenset(t.key for t in tokens if t.content), bool(negation), _hedged(tokens))
     if not claim.keys or not index.sentences:
         return ""
     scores = [(len(claim.keys & s.keys), s) for s in index.sentences]
@@ -814,6 +823,22 @@ def _check_polarity(tokens: list[_Token], negation: str, index: _Index) -> str:
     if negation:
         return f"says {_quote([negation])} where the source affirms"
     return "affirms what the source denies"
+
+
+def _check_certainty(tokens: list[_Token], index: _Index) -> str:
+    """A reply may not state as certain what the closest source sentence says only may be so: the source's "you may
+    be eligible for forgiveness if your school misled you" -> "Yes, you are eligible for forgiveness" fails."""
+    claim = frozenset(t.key for t in tokens if t.content)
+    if not claim or not index.sentences or _hedged(tokens):
+        return ""
+    scores = [(len(claim & s.keys), s) for s in index.sentences]
+    best = max(score for score, _ in scores)
+    if best < 2:
+        return ""
+    matches = [s for score, s in scores if score == best]
+    if all(s.hedged for s in matches):
+        return "states as certain what the sources say only may be so ('may', 'if', ...)"
+    return ""
 
 
 def _check_yes_then_no(sentence: str, after_yes: bool, negation: str) -> str:
@@ -862,6 +887,7 @@ def _judge(sentence: str, evidence: Evidence, after_yes: bool = False) -> tuple[
         lambda: _check_locality(tokens, index),
         lambda: _check_lists(tokens, index),
         lambda: _check_polarity(tokens, negation, index),
+        lambda: _check_certainty(tokens, index),
     )
     for check in checks:
         if reason := check():

@@ -334,3 +334,12 @@ def test_a_sentence_quoted_from_the_sources_passes_even_in_the_first_person():
     report = check_reply("I submitted my form. What happens next?", Evidence((source,)))
     assert report.ok, report.reason
     assert not check_reply("I have submitted your form.", Evidence((source,))).ok
+
+
+def test_a_hedged_source_cannot_become_a_certainty():
+    source = ("You may be eligible for forgiveness of the federal student loans used to attend a school if the "
+              "school misled you.")  # fmt: skip
+    assert not check_reply("Yes, you are eligible for forgiveness of the federal student loans used to attend a "
+                           "school.", Evidence((source,))).ok  # fmt: skip
+    assert check_reply("You may be eligible for forgiveness of your federal student loans if the school misled you.",
+                       Evidence((source,))).ok  # fmt: skip
