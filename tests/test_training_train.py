@@ -119,12 +119,15 @@ def test_shipped_adapter_is_complete_and_the_engine_default(chatbot_home):
     for name in OUTPUT_FILES:
         assert (folder / name).exists(), name
     assert (folder / "adapter_model.safetensors").stat().st_size < 12_000_000
-    assert TrainConfig.load(folder / "train_config.toml") == TrainConfig.load(REPO / "training" / "train.toml")
+    assert TrainConfig.load(folder / "train_config.toml") == TrainConfig.load(REPO / "training" / "grounded.toml")
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["status"] == "finished" and metrics["final"]["val_perplexity"] < 8
-    compare = json.loads((folder / "eval_heldout.json").read_text())
-    assert compare["adapter"]["perplexity"] < 0.8 * compare["base"]["perplexity"]
-    assert compare["adapter"]["rouge_l"] > compare["base"]["rouge_l"]
+    assert metrics["status"] == "finished" and metrics["final"]["val_perplexity"] < 2
+    # measured by what it writes: more answers composed for the question, no unsupported claim sent
+    answers = json.loads((folder / "eval_answers.json").read_text())
+    for held_out in ("demo", "doc2dial_sections"):
+        before, after = answers[held_out]["previous_adapter"], answers[held_out]["this_adapter"]
+        assert after["composed_share"] > before["composed_share"] and after["unsupported_share"] == 0
+        assert after["answered_accuracy"] >= before["answered_accuracy"]
     assert default_adapter() == folder
 
 
