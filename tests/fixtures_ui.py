@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -120,23 +121,31 @@ class Live:
         self.backend.replies.clear()
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    from ui.app import create_app
-
-    home = tmp_path_factory.mktemp("live-home")
+@contextlib.contextmanager
+def chatbot_home_as(home: Path):
+    """`$CHATBOT_HOME` set to `home` for the block: a module-scoped server builds its engine and app there (the
+    per-test home fixture does not reach module scope)."""
     previous = os.environ.get("CHATBOT_HOME")
     os.environ["CHATBOT_HOME"] = str(home)
     try:
-        engine, backend = make_engine(home, delay=0.03)
-        for name, role in (("ann", "agent"), ("ada", "admin")):
-            engine.store.add_user(name, role, PASSWORDS[name])
-        app = create_app(engine.config, engine)
+        yield
     finally:
         if previous is None:
             os.environ.pop("CHATBOT_HOME", None)
         else:
             os.environ["CHATBOT_HOME"] = previous
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    from ui.app import create_app
+
+    home = tmp_path_factory.mktemp("live-home")
+    with chatbot_home_as(home):
+        engine, backend = make_engine(home, delay=0.03)
+        for name, role in (("ann", "agent"), ("ada", "admin")):
+            engine.store.add_user(name, role, PASSWORDS[name])
+        app = create_app(engine.config, engine)
     with ServerThread(app) as server:
         yield Live(server.url, engine, backend, app)
     engine.close()

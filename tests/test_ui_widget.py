@@ -5,13 +5,12 @@ that is not allowed getting nothing."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.fixtures_ui import ServerThread, free_port, make_engine
+from tests.fixtures_ui import ServerThread, chatbot_home_as, free_port, make_engine
 from ui.widget import example_page, widget_script
 
 SHOP_PORT = free_port()
@@ -115,17 +114,10 @@ def chat_server(tmp_path_factory):
     from ui.app import create_app
 
     home = tmp_path_factory.mktemp("widget-home")
-    previous = os.environ.get("CHATBOT_HOME")
-    os.environ["CHATBOT_HOME"] = str(home)
-    try:
+    with chatbot_home_as(home):
         engine, _ = make_engine(home, delay=0.02)
         engine.config.server.allowed_origins = (SHOP,)
         app = create_app(engine.config, engine)
-    finally:
-        if previous is None:
-            os.environ.pop("CHATBOT_HOME", None)
-        else:
-            os.environ["CHATBOT_HOME"] = previous
     with ServerThread(app) as server:
         yield server, engine
     engine.close()
