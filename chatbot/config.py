@@ -393,6 +393,23 @@ class DeskConfig:
 
 
 @dataclass
+class AutonomyConfig:
+    min_drafts: int = 20
+    """Reviewed drafts of an FAQ entry, since its mode last changed, before it may be promoted one step
+    (`shadow` -> `draft` -> `auto`)."""
+    min_unedited: float = 0.9
+    """Share of those drafts an agent approved unedited that a promotion needs (no 👎 among them either)."""
+    initial: Literal["shadow", "draft", "auto"] = "draft"
+    """The mode of an entry that has no history yet."""
+
+    def __post_init__(self) -> None:
+        if self.min_drafts < 1:
+            raise ValueError("autonomy.min_drafts must be >= 1")
+        if not 0.0 <= self.min_unedited <= 1.0:
+            raise ValueError("autonomy.min_unedited must be a share between 0 and 1 (e.g. 0.9)")
+
+
+@dataclass
 class AppConfig:
     kb: KBConfig = field(default_factory=KBConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -407,6 +424,7 @@ class AppConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     desk: DeskConfig = field(default_factory=DeskConfig)
+    autonomy: AutonomyConfig = field(default_factory=AutonomyConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> AppConfig:
