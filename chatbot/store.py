@@ -160,6 +160,23 @@ def m101_desk(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m102_autonomy(db: sqlite3.Connection) -> None:
+    """Each FAQ entry's autonomy mode as a history of changes (the newest row is the current mode), with the reason,
+    whether an admin pinned it, and the evidence at that moment (`chatbot/autonomy.py` writes and reads it)."""
+    _script(
+        db,
+        """
+        CREATE TABLE autonomy_changes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, faq_id TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('shadow', 'draft', 'auto')), pinned INTEGER NOT NULL DEFAULT 0,
+            reason TEXT NOT NULL, actor TEXT, evidence TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL
+        );
+        CREATE INDEX autonomy_changes_entry ON autonomy_changes(faq_id, id)
+        """,
+    )
+
+
 @dataclass(frozen=True)
 class Message:
     id: int
