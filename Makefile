@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test lint browser llamacpp clean
+.PHONY: setup serve test lint browser llamacpp llamacpp-if-possible clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,13 +25,25 @@ setup: $(STAMP)
 # a build with other flags would be reused and crash.
 LLAMACPP_STAMP := $(VENV)/.llamacpp
 $(LLAMACPP_STAMP): $(STAMP) chatbot/llamacpp/build.py
+	@echo "building llama.cpp for this CPU, about 5 minutes once (2 cores; faster with more)"
 	CMAKE_ARGS="$$($(PY) -m chatbot.llamacpp.build)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(PIP) install -q --no-cache-dir -e '.[llamacpp]'
 	touch $(LLAMACPP_STAMP)
 
 llamacpp: $(LLAMACPP_STAMP)
 
+# `make serve` builds llama.cpp when a C/C++ compiler is there; a missing compiler or a failed build never stops
+# it: the app then serves on transformers and says why in its log and on /api/health.
+llamacpp-if-possible:
+	@if command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory llamacpp || echo "make serve: the llama.cpp build failed (output above); serving on transformers"; \
+	else \
+	  echo "make serve: no C/C++ compiler (cc, c++), so llama.cpp is not built; serving on transformers" \
+	    "(install one, e.g. apt-get install build-essential, then run make serve again)"; \
+	fi
+
 serve: $(STAMP)
+	@$(MAKE) --no-print-directory llamacpp-if-possible
 	$(VENV)/bin/chatbot serve
 
 # Browser tests drive Debian's Chromium; `make browser` installs it (root or sudo).
