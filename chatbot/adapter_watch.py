@@ -1,30 +1,33 @@
-"""Follow the adapter registry while serving: `chatbot adapters activate` (another process) switches the running app.
+"""Follow the adapter registry while serving: an adapter activated elsewhere (`chatbot adapters activate`, the
+admin page of another worker) switches this process too.
 
 The registry records the active adapter in `$CHATBOT_HOME/adapters/active` (see `chatbot.adapters`); a watcher
 thread reads that small file every few seconds and, when it names another adapter, switches the engine between
-decode steps. Only when the config does not pin an adapter (`[model] adapter` unset).
+decode steps. Only when the config does not pin an adapter (`[model] adapter` unset). A failed switch keeps the
+adapter being served, logs why, and is tried again at the next change of the record.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from chatbot.model import adapter_name, adapters_home, default_adapter
+from chatbot.watch import Poller
 
 log = logging.getLogger(__name__)
 
 
 class ActiveAdapterWatcher:
-    """A daemon thread calling `check()` every `interval` seconds until `stop()`."""
+    """Keeps `engine` on the adapter the registry names; polls every `interval` seconds once started."""
 
     def __init__(self, engine: Any, interval: float = 3.0):
         self.engine = engine
         self.interval = interval
+        self.last_error: str | None = None
+        """Why the newest activation could not be served (None after a switch)."""
         self._seen = self._record()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self.check, interval, "chatbot-adapter-watch")
 
     @staticmethod
     def _record() -> str | None:
@@ -35,7 +38,7 @@ class ActiveAdapterWatcher:
 
     def check(self) -> str | None:
         """Switch the engine when the recorded active adapter changed since the last look; returns the adapter
-        now served when it switched, else None. A failed switch is logged and retried at the next change."""
+        now served when it switched, else None."""
         record = self._record()
         if record == self._seen:
             return None
@@ -46,22 +49,18 @@ class ActiveAdapterWatcher:
             return None  # switched already (the admin page switches the engine itself)
         try:
             active = self.engine.set_adapter(str(target) if target else "none")
-        except Exception:  # noqa: BLE001 - the app keeps serving the adapter it has
-            log.exception("could not switch to the newly activated adapter %s", target)
+        except Exception as exc:  # noqa: BLE001 - the app keeps serving the adapter it has
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("could not switch to the newly activated adapter %s; %s still serves: %s", target,
+                      serving or "the base model", self.last_error)  # fmt: skip
             return None
+        self.last_error = None
         log.info("switched to the newly activated adapter %s", active)
         return active or "none"
 
     def start(self) -> ActiveAdapterWatcher:
-        def loop() -> None:
-            while not self._stop.wait(self.interval):
-                self.check()
-
-        self._thread = threading.Thread(target=loop, name="chatbot-adapter-watch", daemon=True)
-        self._thread.start()
+        self._poller.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._poller.stop()

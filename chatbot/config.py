@@ -246,8 +246,18 @@ class ServerConfig:
     """Other sites (`https://shop.example.com`) that may embed the customer chat in a frame (`frame-ancestors`) and
     call it and `/v1` from their pages (CORS, without credentials). The agent console and admin page accept
     state-changing requests and framing from the app's own origin only."""
+    workers: int = 1
+    """Processes `chatbot serve` runs on the one port, each with its own model, all on one store and knowledge base
+    (`--workers`)."""
+    watch_interval_s: float = 2.0
+    """How often each worker looks whether another process (a worker, the CLI) made another knowledge-base version
+    current or activated another adapter, and swaps it in."""
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("server.workers (--workers) must be >= 1")
+        if self.watch_interval_s <= 0:
+            raise ValueError("server.watch_interval_s must be > 0 seconds (e.g. 2.0)")
         if self.root_url is not None and not _is_origin(self.root_url):
             raise ValueError(f"server.root_url takes scheme://host[:port] with no path, e.g. "
                              f"https://support.example.com; got {self.root_url!r}")  # fmt: skip

@@ -15,10 +15,12 @@ from ui.throttle import LoginThrottle
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Any = None, engine: Any = None) -> Any:
+def create_app(config: Any = None, engine: Any = None, *, follow: bool = False) -> Any:
     """The web app over `engine` (warmed up here when it is not yet); a new engine from `config` when None.
 
-    An engine created here is closed when the app shuts down; one passed in belongs to the caller.
+    An engine created here is closed when the app shuts down; one passed in belongs to the caller. With `follow`,
+    while the app runs it swaps in the knowledge-base version and the adapter other processes make current
+    (`chatbot.watch`, every `[server] watch_interval_s`): what each of several workers does.
     """
     import gradio as gr
     from fastapi import FastAPI, Form, Request
@@ -43,7 +45,12 @@ def create_app(config: Any = None, engine: Any = None) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
+        from chatbot.watch import start_watchers
+
+        watchers = start_watchers(engine, config.server.watch_interval_s) if follow else []
         yield
+        for watcher in watchers:
+            watcher.stop()
         if owned:
             engine.close()
 

@@ -25,35 +25,68 @@ def register(subparsers) -> None:
     listing.set_defaults(func=lambda args: users_list(args.config))
 
 
-def serve(config_file: str | None = None, host: str | None = None, port: int | None = None) -> int:
-    """Load the engine (building the demo FAQ index on first start), then serve the app with uvicorn."""
+def serve(config_file: str | None = None, host: str | None = None, port: int | None = None,
+          workers: int | None = None) -> int:  # fmt: skip
+    """Serve the app with uvicorn: one process (loading the engine here, building the demo FAQ on first start), or
+    `workers` processes on the port, each loading its own engine over the one store and knowledge base."""
     import logging
 
     import uvicorn
 
-    from chatbot.adapter_watch import ActiveAdapterWatcher
     from chatbot.config import AppConfig
-    from chatbot.engine import Engine
-    from ui.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = AppConfig.load(config_file)
     host = host or config.server.host
     port = port if port is not None else config.server.port
-    print("chatbot: loading the model and the knowledge base…", file=sys.stderr, flush=True)
-    engine = Engine.from_config(config).warm_up()
-    watcher = ActiveAdapterWatcher(engine).start() if config.model.adapter is None else None
-    app = create_app(config, engine)
+    workers = workers if workers is not None else config.server.workers
+    if workers < 1:
+        print("chatbot: --workers must be >= 1", file=sys.stderr)
+        return 2
     print(f"chatbot: customer chat  http://{host}:{port}/\n"
           f"chatbot: agent console  http://{host}:{port}/agent  (accounts: chatbot users add NAME --role agent)\n"
           f"chatbot: admin page     http://{host}:{port}/admin\n"
           f"chatbot: OpenAI API     http://{host}:{port}/v1", file=sys.stderr, flush=True)  # fmt: skip
+    if workers > 1:
+        return _serve_workers(config, config_file, host, port, workers)
+    from chatbot.engine import Engine
+    from ui.app import create_app
+
+    print("chatbot: loading the model and the knowledge base…", file=sys.stderr, flush=True)
+    engine = Engine.from_config(config).warm_up()
+    app = create_app(config, engine, follow=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
     finally:
-        if watcher is not None:
-            watcher.stop()
         engine.close()
+    return 0
+
+
+def _serve_workers(config, config_file: str | None, host: str, port: int, workers: int) -> int:
+    """Prepare the shared state once (store migrations; the demo FAQ when the knowledge base is empty, so the
+    workers do not each build it), then let uvicorn run `workers` processes of `ui.asgi:worker_app`."""
+    import os
+
+    import uvicorn
+
+    from chatbot.settings import chatbot_home
+    from chatbot.store import Store
+    from knowledge_base.kb import KnowledgeBase, demo_faq_path
+    from ui.asgi import CONFIG_ENV
+
+    Store(config.store).warm_up().close()
+    kb = KnowledgeBase(chatbot_home() / "kb", config.kb)
+    if not any(v.current for v in kb.versions()):
+        print("chatbot: the knowledge base is empty: building the demo FAQ", file=sys.stderr, flush=True)
+        kb.build(demo_faq_path())
+    if config_file:
+        os.environ[CONFIG_ENV] = os.path.abspath(config_file)
+    print(f"chatbot: {workers} workers, each loading the model and the knowledge base…\n"
+          "chatbot: uvicorn spreads connections over the workers: right for /v1 and the JSON APIs. The browser pages "
+          "(Gradio) need every request of a page on one worker: for them run one `chatbot serve --port P` per "
+          "worker behind a sticky load balancer (README, \"Scaling out\")", file=sys.stderr, flush=True)  # fmt: skip
+    uvicorn.run("ui.asgi:worker_app", factory=True, host=host, port=port, workers=workers, log_level="info",
+                timeout_graceful_shutdown=5)  # fmt: skip
     return 0
 
 
