@@ -404,6 +404,9 @@ class DeskConfig:
 
 @dataclass
 class AutonomyConfig:
+    enabled: bool = False
+    """Route by each FAQ entry's own mode (`shadow` / `draft` / `auto`, earned on reviews: `chatbot/autonomy.py`)
+    under the `[routing] mode` ceiling. Off: every entry behaves as `auto` (the routing mode alone decides)."""
     min_drafts: int = 20
     """Reviewed drafts of an FAQ entry, since its mode last changed, before it may be promoted one step
     (`shadow` -> `draft` -> `auto`)."""

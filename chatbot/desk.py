@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chatbot.autonomy import Autonomy
 from chatbot.notices import notice
 from chatbot.store import Draft, Message, NotFoundError, StoreError
 
@@ -96,6 +97,7 @@ class Desk:
     def __init__(self, store: Any, config: Any):
         self.store = store
         self.config = config
+        self.autonomy = Autonomy(store, config)
         self._typing: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -180,6 +182,7 @@ class Desk:
         if conversation.assignee is None or conversation.status != "handoff":
             self.store.assign(conversation_id, conversation.assignee or agent)
         message_id = self.store.agent_reply(conversation_id, agent, text.strip())
+        self.autonomy.close_suggestions(conversation_id, agent)
         self._stop_typing(conversation_id, agent)
         return message_id
 
@@ -209,7 +212,10 @@ class Desk:
         sent) unless `version` is the draft's current version, i.e. the one the agent read."""
         if text is not None and not text.strip():
             raise DeskError("the edited reply is empty: write the text to send, or approve the draft as it is")
-        return self.store.approve_draft(self._current_draft(draft_id, version).id, agent, text)
+        draft = self._current_draft(draft_id, version)
+        message_id = self.store.approve_draft(draft.id, agent, text)
+        self.autonomy.reviewed(draft)  # promotion or demotion of its top source, at once
+        return message_id
 
     def reject(self, draft_id: int, version: str, agent: str, reason: str) -> None:
         """Reject the draft on screen with a reason; the conversation then waits for a person."""
@@ -217,6 +223,7 @@ class Desk:
             raise DeskError("give a reason for the rejection (it is kept for the FAQ and training review)")
         draft = self._current_draft(draft_id, version)
         self.store.reject_draft(draft.id, agent, reason.strip())
+        self.autonomy.reviewed(draft)
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _conversation(self, conversation_id: str) -> Any:

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from chatbot.autonomy import Autonomy
 from chatbot.claims import dictates_reply
 from chatbot.config import AppConfig
 from chatbot.extract import focus_hits
@@ -83,6 +84,7 @@ class Engine:
         self.embedder = embedder
         self.backend = backend
         self.store = store or Store(config.store)
+        self.autonomy = Autonomy(self.store, config)
         self._ready = False
         self._warm_lock = threading.Lock()
 
@@ -225,6 +227,7 @@ class Engine:
             asked_for_human=asks_for_human(text, cfg.routing.human_phrases), dictated=dictates_reply(text),
             followup=followup, with_person=with_person,
         )  # fmt: skip
+        plan = self.autonomy.route(plan)  # the top source's own mode (shadow / draft / auto), under [routing] mode
         if plan.action != "generate":
             return plan
         earlier = tuple(t.content for t in history if t.role == "user")

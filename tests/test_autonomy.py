@@ -58,3 +58,105 @@ def test_bad_input_says_what_is_allowed():
         AutonomyConfig(min_unedited=90)
     with pytest.raises(ValueError, match="autonomy.min_drafts"):
         AutonomyConfig(min_drafts=0)
+
+
+# -- the store-backed modes, the engine and the desk (scripted LM, hash embedder, real store) -----------------------
+
+TRACK = "How do I track my order?"
+
+
+@pytest.fixture
+def autonomous(engine):
+    engine.config.autonomy = AutonomyConfig(enabled=True, min_drafts=3, min_unedited=0.9)
+    return engine
+
+
+@pytest.fixture
+def desk(autonomous):
+    from chatbot.desk import Desk
+
+    return Desk(autonomous.store, autonomous.config)
+
+
+def top_entry(engine, text: str = TRACK) -> str:
+    engine.config.autonomy.enabled = False
+    cid = engine.start_conversation()
+    faq_id = engine.reply(cid, text).sources[0].entry.id
+    engine.config.autonomy.enabled = True
+    return faq_id
+
+
+def ask(engine, text: str = TRACK):
+    return engine.reply(engine.start_conversation(), text)
+
+
+def test_a_new_entry_starts_in_draft_and_the_engine_drafts_its_answers(autonomous):
+    reply = ask(autonomous)
+    assert reply.route == "draft" and reply.draft_id is not None
+    assert "draft mode" in reply.reason
+    autonomous.config.autonomy.enabled = False  # off: the routing mode alone decides, as before
+    assert ask(autonomous).route == "answer"
+
+
+def test_pinned_modes_and_the_routing_ceiling(autonomous, desk):
+    faq_id = top_entry(autonomous)
+    autonomous.autonomy.pin(faq_id, "auto", "root")
+    assert ask(autonomous).route == "answer"
+    autonomous.config.routing.mode = "draft_only"  # the global mode stays the ceiling
+    assert ask(autonomous).route == "draft"
+    assert autonomous.autonomy.mode(faq_id) == "draft"
+    autonomous.config.routing.mode = "auto"
+
+    autonomous.autonomy.pin(faq_id, "shadow", "root")
+    reply = ask(autonomous)
+    assert reply.route == "handoff" and reply.draft_text and reply.draft_id is not None  # the agent's suggestion
+    assert autonomous.store.get_conversation(reply.conversation_id).status == "handoff"
+    desk.reply(reply.conversation_id, "ann", "Ann here: your parcel is on its way.")  # the agent writes their own
+    assert autonomous.store.draft(reply.draft_id).state == "rejected"
+    assert autonomous.autonomy.mode(faq_id) == "shadow"  # pinned: the rejection does not move it
+
+    autonomous.autonomy.pin(faq_id, None, "root")
+    (row,) = autonomous.autonomy.overview([faq_id])
+    assert row["mode"] == "shadow" and not row["pinned"] and row["evidence"]["drafts"] == 0
+    assert [h["reason"] for h in row["history"]] == [
+        "pinned at auto by root",
+        "pinned at shadow by root",
+        "unpinned by root: the rule applies again",
+    ]
+
+
+def test_reviews_promote_and_a_thumbs_down_or_an_edit_demotes(autonomous, desk):
+    faq_id = top_entry(autonomous)
+    for _ in range(3):
+        draft = autonomous.store.draft(ask(autonomous).draft_id)
+        desk.approve(draft.id, draft.version, "ann")
+    assert autonomous.autonomy.mode(faq_id) == "auto"
+    sent = ask(autonomous)
+    assert sent.route == "answer"
+
+    autonomous.store.rate_as_customer(sent.message_id, False)
+    assert autonomous.autonomy.mode(faq_id) == "draft"
+    draft = autonomous.store.draft(ask(autonomous).draft_id)
+    desk.approve(draft.id, draft.version, "ann", "You can track it from the link in your e-mail.")
+    history = autonomous.autonomy.history(faq_id)
+    assert [c.mode for c in history] == ["auto", "draft", "shadow"]
+    assert history[0].reason.startswith("promoted: 3 of 3 reviewed drafts approved unedited")
+    assert history[1].reason == f"demoted at once: 👎 on message #{sent.message_id}"
+    assert history[2].reason == f"demoted at once: draft #{draft.id} edited by ann"
+    assert ask(autonomous).route == "handoff"  # shadow: an agent writes the reply
+
+
+def test_the_evidence_of_one_entry_leaves_others_alone(autonomous, desk):
+    faq_id = top_entry(autonomous)
+    other = top_entry(autonomous, "How do I get a refund?")
+    assert other != faq_id
+    draft = autonomous.store.draft(ask(autonomous).draft_id)
+    desk.reject(draft.id, draft.version, "ann", "wrong order number")
+    assert autonomous.autonomy.mode(faq_id) == "shadow"
+    assert autonomous.autonomy.mode(other) == "draft" and autonomous.autonomy.history(other) == []
+
+
+def test_pinning_a_bad_mode_is_refused_and_nothing_recorded(autonomous):
+    with pytest.raises(ValueError, match="unknown autonomy mode 'always'"):
+        autonomous.autonomy.pin("faq-1", "always", "root")
+    assert autonomous.autonomy.history("faq-1") == []
