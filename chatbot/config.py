@@ -220,9 +220,19 @@ class LimitsConfig:
 @dataclass
 class StoreConfig:
     path: str = "chatbot.sqlite3"
-    """SQLite file, relative to `$CHATBOT_HOME` (or absolute)."""
+    """SQLite file, relative to `$CHATBOT_HOME` (or absolute); used when `url` is unset."""
+    url: str | None = None
+    """The database: unset = SQLite at `path`; `sqlite:///file.sqlite3` (relative to `$CHATBOT_HOME`;
+    `sqlite:////abs/path`), or `postgresql://user@host:5432/dbname` for several workers on one store (needs the
+    `postgres` extra; a password comes from `$PGPASSWORD` or `~/.pgpass` rather than the file)."""
+    pool_size: int = 10
+    """PostgreSQL: the most connections each app process opens."""
     redact: bool = True
     """Redact e-mail addresses, phone, card and account numbers in stored text."""
+
+    def __post_init__(self) -> None:
+        if self.pool_size < 1:
+            raise ValueError("store.pool_size must be >= 1")
 
 
 @dataclass
@@ -423,6 +433,19 @@ class AutonomyConfig:
 
 
 @dataclass
+class ResolutionConfig:
+    contained_window_h: float = 24.0
+    """Hours after a bot answer in which a handoff or a new question on the same FAQ entry means it was not
+    contained (`chatbot report`, the admin page's Resolution figures)."""
+    durable_days: float = 7.0
+    """Days a contained answer must hold (no handoff, no reopening, no question on the same entry) to be durable."""
+
+    def __post_init__(self) -> None:
+        if self.contained_window_h <= 0 or self.durable_days <= 0:
+            raise ValueError("resolution.contained_window_h and resolution.durable_days must be > 0")
+
+
+@dataclass
 class AppConfig:
     kb: KBConfig = field(default_factory=KBConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -438,6 +461,7 @@ class AppConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     desk: DeskConfig = field(default_factory=DeskConfig)
     autonomy: AutonomyConfig = field(default_factory=AutonomyConfig)
+    resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> AppConfig:

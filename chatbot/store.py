@@ -1,9 +1,10 @@
-"""The conversation store: SQLite in `$CHATBOT_HOME` (WAL), append-only named migrations.
+"""The conversation store: SQLite in `$CHATBOT_HOME` (WAL) by default, or PostgreSQL (`[store] url`) for several
+workers; append-only named migrations, the same on both.
 
 Conversations, messages (role, text, route, FAQ ids with the index version, adapter, language, timings), drafts
 with their review state, handoffs, feedback, and the web app's users and sessions. Every write is one
 transaction: a message counts as sent only once `add_message` (or the review call that sends it) has committed.
-All SQL lives here, so another database can replace SQLite behind the same methods.
+The SQL is written once for both databases (`chatbot.database` rewrites what PostgreSQL spells otherwise).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 import threading
 import time
 import uuid
@@ -25,15 +25,12 @@ from typing import Any, Literal
 
 from chatbot import passwords
 from chatbot.config import StoreConfig
+from chatbot.database import Connection, Database, IntegrityError, SQLiteDatabase, StoreError, open_database
 from chatbot.passwords import hash_password, needs_rehash, token_digest, verify_password
 from chatbot.redact import redact
 from chatbot.settings import chatbot_home
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
-
-
-class StoreError(RuntimeError):
-    """A store operation that cannot be done; the message says why."""
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = []
 
 
 class NotFoundError(StoreError, KeyError):
@@ -51,13 +48,16 @@ class DraftStateError(StoreError):
     """A draft that was already reviewed (e.g. approved twice by two agents)."""
 
 
-def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
-    """Register a migration; they run once each, in definition order. Never edit one that shipped: add another."""
+def migration(fn: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    """Register a migration; they run once each, in definition order. Never edit one that shipped: add another.
+
+    `fn(db)` gets the migration's transaction and runs SQL both databases accept (`chatbot.database`): SQLite's
+    column types, `?` placeholders, no SQLite-only functions."""
     MIGRATIONS.append((fn.__name__, fn))
     return fn
 
 
-def _script(db: sqlite3.Connection, sql: str) -> None:
+def _script(db: Connection, sql: str) -> None:
     """Run `;`-separated statements inside the current transaction (executescript would commit it)."""
     for statement in sql.split(";"):
         if statement.strip():
@@ -65,7 +65,7 @@ def _script(db: sqlite3.Connection, sql: str) -> None:
 
 
 @migration
-def m001_initial(db: sqlite3.Connection) -> None:
+def m001_initial(db: Connection) -> None:
     _script(
         db,
         """
@@ -117,7 +117,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m002_rejected_generations(db: sqlite3.Connection) -> None:
+def m002_rejected_generations(db: Connection) -> None:
     """A generated reply that failed the claim check is kept beside the message that replaced it, with the reason:
     counted on the admin page and exported as negative training examples."""
     _script(
@@ -130,7 +130,7 @@ def m002_rejected_generations(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m003_conversation_key(db: sqlite3.Connection) -> None:
+def m003_conversation_key(db: Connection) -> None:
     """A random key from which each conversation's secret is derived (HMAC of its id), so only the client that
     started a conversation (and holds its secret) can read or continue it."""
     db.execute("CREATE TABLE keys (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
@@ -138,7 +138,7 @@ def m003_conversation_key(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m004_session_token_digests(db: sqlite3.Connection) -> None:
+def m004_session_token_digests(db: Connection) -> None:
     """Sessions keep the SHA-256 of their token, not the token: a copy of the database opens no session. Sessions
     made before keep working (their tokens are replaced by their digests here)."""
     for (token,) in db.execute("SELECT token FROM sessions").fetchall():
@@ -146,7 +146,7 @@ def m004_session_token_digests(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m101_desk(db: sqlite3.Connection) -> None:
+def m101_desk(db: Connection) -> None:
     """The support desk: who is assigned to a conversation, since when, and the newest message an agent has read
     there (the inbox's unread marker)."""
     _script(
@@ -161,7 +161,7 @@ def m101_desk(db: sqlite3.Connection) -> None:
 
 
 @migration
-def m102_autonomy(db: sqlite3.Connection) -> None:
+def m102_autonomy(db: Connection) -> None:
     """Each FAQ entry's autonomy mode as a history of changes (the newest row is the current mode), with the reason,
     whether an admin pinned it, and the evidence at that moment (`chatbot/autonomy.py` writes and reads it)."""
     _script(
@@ -253,7 +253,7 @@ class User:
     created_at: float
 
 
-def _message(row: sqlite3.Row) -> Message:
+def _message(row: Any) -> Message:
     return Message(
         id=row["id"], conversation_id=row["conversation_id"], role=row["role"], kind=row["kind"], text=row["text"],
         route=row["route"], grounded=None if row["grounded"] is None else bool(row["grounded"]),
@@ -264,7 +264,7 @@ def _message(row: sqlite3.Row) -> Message:
     )  # fmt: skip
 
 
-def _draft(row: sqlite3.Row, context: tuple[Message, ...] = ()) -> Draft:
+def _draft(row: Any, context: tuple[Message, ...] = ()) -> Draft:
     return Draft(
         id=row["id"], conversation_id=row["conversation_id"], question_message_id=row["question_message_id"],
         text=row["text"], final_text=row["final_text"], state=row["state"], agent=row["agent"],
@@ -276,79 +276,86 @@ def _draft(row: sqlite3.Row, context: tuple[Message, ...] = ()) -> Draft:
 
 
 class Store:
-    """The SQLite store. Cheap `__init__`; `warm_up()` opens the file and runs pending migrations.
+    """The store, on SQLite (the default) or PostgreSQL (`[store] url`). Cheap `__init__`; `warm_up()` opens the
+    database and runs pending migrations.
 
-    Thread-safe: one connection guarded by a lock, each write one `BEGIN IMMEDIATE` transaction.
+    Thread-safe. SQLite: one connection guarded by a lock, each write one `BEGIN IMMEDIATE` transaction.
+    PostgreSQL: a connection pool, each write one transaction on one of its connections; several processes may
+    share the database (reviews stay exactly-once through row locks and conditional updates).
     """
 
     def __init__(self, config: StoreConfig | None = None, path: str | Path | None = None):
         self.config = config or StoreConfig()
         self.path = Path(path) if path else None
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.RLock()
+        """The SQLite file (an explicit `path` wins over `config.url`); None on PostgreSQL."""
+        self._database: Database | None = None
+        self._lock = threading.Lock()
         self._conversation_key: bytes | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def warm_up(self) -> Store:
-        if self._db is not None:
+        if self._database is not None:
             return self
-        if self.path is None:
-            configured = Path(self.config.path).expanduser()
-            self.path = configured if configured.is_absolute() else chatbot_home() / configured
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=30000")
-        self._db = db
+        if self.path is None and self.config.url:
+            database = open_database(self.config.url, chatbot_home(), self.config.pool_size)
+            if isinstance(database, SQLiteDatabase):
+                self.path = database.path
+        else:
+            if self.path is None:
+                configured = Path(self.config.path).expanduser()
+                self.path = configured if configured.is_absolute() else chatbot_home() / configured
+            database = SQLiteDatabase(self.path)
+        self._database = database
         self._migrate()
         self.purge_sessions()
         return self
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        if self._database is not None:
+            self._database.close()
+            self._database = None
 
     @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
+    def database(self) -> Database:
+        """The open database (`dialect`, `day()`, `for_update` for SQL written for both)."""
+        if self._database is None:
             raise StoreError("the store is not open: call warm_up() first")
-        return self._db
+        return self._database
 
     def _migrate(self) -> None:
         with self.transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-            done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+            self.database.lock_schema(db)
+            if self.database.dialect == "sqlite":
+                db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+            else:
+                db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                           "name TEXT NOT NULL UNIQUE, applied_at REAL NOT NULL)")  # fmt: skip
+            done = {r[0] for r in db.execute("SELECT name FROM _migrations").fetchall()}
             for name, fn in MIGRATIONS:
                 if name not in done:
                     fn(db)
-                    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+                    db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
 
     def applied_migrations(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+        order = self.database.insertion_order
+        return [r[0] for r in self.read(f"SELECT name FROM _migrations ORDER BY {order}")]
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back entirely on any error."""
-        with self._lock:
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction; rolled back entirely on any error. Its `execute(sql, args)` takes `?`
+        placeholders on either database."""
+        with self.database.transaction() as db:
+            yield db
 
     def _clean(self, text: str, keep: Sequence[str] = ()) -> str:
         return redact(text, keep) if self.config.redact else text
 
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self.db.execute(sql, args).fetchall()
+    def read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a query (each by index, by column name and as `dict(row)`), `?` placeholders. Inside a
+        `transaction()` of the same thread it reads that transaction's writes."""
+        return self.database.read(sql, args)
+
+    _read = read
 
     # -- conversations ------------------------------------------------------------------------------------------
     def create_conversation(self, channel: str = "web", language: str | None = None) -> str:
@@ -393,7 +400,7 @@ class Store:
             db.execute("UPDATE handoffs SET resolved_at = ? WHERE conversation_id = ? AND resolved_at IS NULL",
                        (now, conversation_id))  # fmt: skip
 
-    def _insert_message(self, db: sqlite3.Connection, conversation_id: str, role: str, text: str, **fields: Any) -> int:
+    def _insert_message(self, db: Connection, conversation_id: str, role: str, text: str, **fields: Any) -> int:
         keep = fields.pop("keep", ())  # the shop's own addresses and numbers a reply quotes stay as written
         row = {
             "conversation_id": conversation_id, "role": role, "text": self._clean(text, keep),
@@ -412,9 +419,9 @@ class Store:
         row.update(fields)
         columns = ", ".join(row)
         cursor = db.execute(
-            f"INSERT INTO messages ({columns}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+            f"INSERT INTO messages ({columns}) VALUES ({', '.join('?' * len(row))}) RETURNING id", tuple(row.values())
         )
-        return int(cursor.lastrowid)
+        return int(cursor.fetchone()[0])
 
     def add_message(self, conversation_id: str, role: str, text: str, **fields: Any) -> int:
         """Append a message (committed when this returns) and return its id. `fields`: kind, route, grounded,
@@ -452,11 +459,11 @@ class Store:
             if draft is not None:
                 draft_id = int(db.execute(
                     "INSERT INTO drafts (conversation_id, question_message_id, text, language, grounded, sources, "
-                    "index_version, adapter, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "index_version, adapter, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (conversation_id, question_id, self._clean(draft["text"], draft.get("keep", ())),
                      draft.get("language"), int(bool(draft.get("grounded"))), json.dumps(draft.get("sources", [])),
                      draft.get("index_version"), draft.get("adapter"), time.time()),
-                ).lastrowid)  # fmt: skip
+                ).fetchone()[0])  # fmt: skip
                 reply_fields = {**reply_fields, "draft_id": draft_id}
             reply_id = None
             if reply is not None:
@@ -480,7 +487,9 @@ class Store:
         return _message(rows[0])
 
     # -- handoffs -----------------------------------------------------------------------------------------------
-    def _open_handoff(self, db: sqlite3.Connection, conversation_id: str, reason: str) -> None:
+    def _open_handoff(self, db: Connection, conversation_id: str, reason: str) -> None:
+        if self.database.for_update:  # the conversation's row lock keeps two workers from opening a handoff each
+            db.execute(f"SELECT id FROM conversations WHERE id = ?{self.database.for_update}", (conversation_id,))
         open_one = db.execute(
             "SELECT 1 FROM handoffs WHERE conversation_id = ? AND resolved_at IS NULL", (conversation_id,)
         ).fetchone()
@@ -551,7 +560,7 @@ class Store:
         agent, a double click) raises `DraftStateError` and nothing is sent twice.
         """
         with self.transaction() as db:
-            row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+            row = db.execute(f"SELECT * FROM drafts WHERE id = ?{self.database.for_update}", (draft_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"unknown draft {draft_id}")
             if row["state"] != "pending":
@@ -584,7 +593,7 @@ class Store:
         """Reject a draft; the conversation is handed off to a person. The reason is redacted like every stored text
         (agents quote customers in it)."""
         with self.transaction() as db:
-            row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+            row = db.execute(f"SELECT * FROM drafts WHERE id = ?{self.database.for_update}", (draft_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"unknown draft {draft_id}")
             if row["state"] != "pending":
@@ -610,16 +619,17 @@ class Store:
                      "AND lower(s.text) LIKE ? ESCAPE '\\')")  # fmt: skip
             args = [pattern, limit]
         rows = self._read(
-            "SELECT c.*, last.id AS last_id, last.created_at AS last_at, COALESCE(cust.text, '') AS customer_text, "
-            "COALESCE(cust.created_at, last.created_at) AS customer_at, COALESCE(cust.id, 0) AS customer_id, "
+            "SELECT * FROM (SELECT c.*, last.id AS last_id, last.created_at AS last_at, "
+            "COALESCE(cust.text, '') AS customer_text, COALESCE(cust.created_at, last.created_at) AS customer_at, "
+            "COALESCE(cust.id, 0) AS customer_id, "
             "(SELECT MIN(d.id) FROM drafts d WHERE d.conversation_id = c.id AND d.state = 'pending') AS pending_draft "
             "FROM conversations c "
             "JOIN messages last ON last.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id) "
             "LEFT JOIN messages cust ON cust.id = (SELECT MAX(id) FROM messages WHERE conversation_id = c.id "
-            f"AND role = 'user') WHERE 1 = 1 {where} "
+            f"AND role = 'user') WHERE 1 = 1 {where}) inbox "
             # those waiting for a person first (never cut off by the limit), then the latest activity
-            "ORDER BY CASE WHEN c.status = 'handoff' AND c.assignee IS NULL THEN 0 "
-            "WHEN c.status = 'open' AND pending_draft IS NOT NULL THEN 0 ELSE 1 END, last.id DESC LIMIT ?",
+            "ORDER BY CASE WHEN status = 'handoff' AND assignee IS NULL THEN 0 "
+            "WHEN status = 'open' AND pending_draft IS NOT NULL THEN 0 ELSE 1 END, last_id DESC LIMIT ?",
             args,
         )
         return [dict(r) for r in rows]
@@ -686,16 +696,17 @@ class Store:
     def mark_read(self, conversation_id: str, message_id: int) -> None:
         """An agent has seen the conversation up to `message_id`."""
         with self.transaction() as db:
-            db.execute("UPDATE conversations SET read_id = MAX(read_id, ?) WHERE id = ?", (message_id, conversation_id))
+            db.execute("UPDATE conversations SET read_id = ? WHERE id = ? AND read_id < ?",
+                       (message_id, conversation_id, message_id))  # fmt: skip
 
     # -- feedback and review ------------------------------------------------------------------------------------
     def add_feedback(self, message_id: int, up: bool, comment: str | None = None) -> int:
         self.message(message_id)
         with self.transaction() as db:
             return int(db.execute(
-                "INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                 (message_id, int(bool(up)), self._clean(comment) if comment else None, time.time()),
-            ).lastrowid)  # fmt: skip
+            ).fetchone()[0])  # fmt: skip
 
     def rate_as_customer(self, message_id: int, up: bool | None) -> None:
         """The customer's thumb on a message: it replaces their earlier one (None takes it back). Agents' feedback,
@@ -778,7 +789,7 @@ class Store:
         are counted per language in `unsupported_languages` instead."""
         since = time.time() - days * 86400
         per_day = [dict(r) for r in self._read(
-            "SELECT date(created_at, 'unixepoch') AS day, COUNT(DISTINCT conversation_id) AS conversations, "
+            f"SELECT {self.database.day('created_at')} AS day, COUNT(DISTINCT conversation_id) AS conversations, "
             "COUNT(*) AS messages FROM messages WHERE created_at >= ? GROUP BY day ORDER BY day",
             (since,))]  # fmt: skip
         routes = {r["route"]: r["n"] for r in self._read(
@@ -793,11 +804,13 @@ class Store:
             "AND created_at >= ? GROUP BY rejection ORDER BY n DESC", (since,))]  # fmt: skip
         # the customer's message right before the handoff (not an earlier one: "talk to a person" pressed after an
         # answer hands off with no source too)
+        # each group's text as its newest message wrote it
         handed_off = self._read(
-            "SELECT q.text AS question, q.language AS language, COUNT(*) AS n, MAX(q.id) AS last FROM messages b "
-            "JOIN messages q ON q.id = (SELECT MAX(id) FROM messages WHERE conversation_id = b.conversation_id "
-            "AND id < b.id) WHERE q.role = 'user' AND b.role = 'bot' AND b.route = 'handoff' AND b.faq_ids = '[]' "
-            "AND b.created_at >= ? GROUP BY lower(q.text), q.language ORDER BY n DESC, last DESC",
+            "SELECT m.text AS question, g.language, g.n, g.last FROM (SELECT q.language AS language, COUNT(*) AS n, "
+            "MAX(q.id) AS last FROM messages b JOIN messages q ON q.id = (SELECT MAX(id) FROM messages WHERE "
+            "conversation_id = b.conversation_id AND id < b.id) WHERE q.role = 'user' AND b.role = 'bot' AND "
+            "b.route = 'handoff' AND b.faq_ids = '[]' AND b.created_at >= ? GROUP BY lower(q.text), q.language) g "
+            "JOIN messages m ON m.id = g.last ORDER BY g.n DESC, g.last DESC",
             (since,),
         )
         gaps: dict[str, dict[str, Any]] = {}
@@ -838,7 +851,7 @@ class Store:
         try:
             with self.transaction() as db:
                 db.execute("INSERT INTO users VALUES (?, ?, ?, ?)", (name, role, hash_password(password), created))
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise StoreError(f"user {name!r} already exists") from exc
         return User(name, role, created)
 

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures_engine",
     "tests.fixtures_training",
     "tests.fixtures_ui",
+    "tests.fixtures_postgres",
 ]
 
 
