@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +46,8 @@ class Connection(Protocol):
     """The connection a transaction (or a migration) gets: `execute(sql, args)` with `?` placeholders."""
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
 
 class Database(Protocol):
@@ -97,6 +99,12 @@ class _SQLiteConnection:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self.db.execute(sql, args)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(f"the database refused the write: {exc}") from exc
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self.db.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(f"the database refused the write: {exc}") from exc
 
@@ -213,6 +221,15 @@ class _PostgresConnection:
         try:
             # always a params tuple, even empty: psycopg then turns %% back into %
             return self.conn.execute(postgres_sql(sql), tuple(args))
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(f"the database refused the write: {exc}") from exc
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        import psycopg
+
+        try:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(postgres_sql(sql), [tuple(r) for r in rows])
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(f"the database refused the write: {exc}") from exc
 

@@ -10,13 +10,14 @@ import time
 import pytest
 
 from chatbot import passwords
+from chatbot.config import StoreConfig
 from chatbot.passwords import ScryptCost, hash_password, needs_rehash, verify_password
 from chatbot.store import MIGRATIONS, Store
 
 
 @pytest.fixture
-def store(chatbot_home):
-    s = Store().warm_up()
+def store(chatbot_home, store_url):
+    s = Store(StoreConfig(url=store_url)).warm_up()
     yield s
     s.close()
 
@@ -89,7 +90,7 @@ def test_sessions_made_before_the_migration_keep_working(chatbot_home):
     assert [r[0] for r in store._read("SELECT token FROM sessions")] != ["plain-old-token"]
 
 
-def test_expired_sessions_are_purged(store):
+def test_expired_sessions_are_purged(store, store_url):
     store.add_user("ann", "agent", "ann-password-1")
     with store.transaction() as db:
         db.executemany("INSERT INTO sessions VALUES (?, 'ann', 0, ?)", [("a", 1.0), ("b", time.time() - 1)])
@@ -102,6 +103,6 @@ def test_expired_sessions_are_purged(store):
     with store.transaction() as db:
         db.execute("INSERT INTO sessions VALUES ('d', 'ann', 0, 1.0)")
     store.close()
-    reopened = Store().warm_up()  # a server start purges too
+    reopened = Store(StoreConfig(url=store_url)).warm_up()  # a server start purges too
     assert len(reopened._read("SELECT * FROM sessions")) == 1
     reopened.close()
