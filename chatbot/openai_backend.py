@@ -1,6 +1,7 @@
 """The OpenAI-compatible backend: generation on any server that speaks `/v1/chat/completions` with streaming
-(vLLM, TGI, llama.cpp's server, or this project's own `chatbot.openai_server`), through the official `openai`
-client. The path to GPUs at scale: the engine, routing and grounding stay here; only tokens come from there.
+(vLLM, TGI, llama.cpp's server: `python -m llama_cpp.server`, tested against it), through the official `openai`
+client. The path to GPUs at scale: the engine, routing and grounding stay here; only tokens come from there, and
+this process loads no dialogue model.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ class OpenAIStream:
         }  # fmt: skip
         if g.stop:
             kwargs["stop"] = list(g.stop)[:4]
-        if g.repetition_penalty != 1.0:  # vLLM, llama.cpp and this project's server read it; others ignore it
+        if g.repetition_penalty != 1.0:  # vLLM and llama.cpp's server read it; others ignore it
             kwargs["extra_body"] = {"repetition_penalty": g.repetition_penalty}
         start = time.perf_counter()
+        where = f"the OpenAI-compatible server at {self.client.base_url}"
         try:
             response = self.client.chat.completions.create(**kwargs)
         except openai.OpenAIError as exc:
-            raise GenerationError(f"the OpenAI-compatible server failed: {exc}") from exc
+            raise GenerationError(f"{where} failed: {exc}; check that it is running and [model] base_url") from exc
         try:
             for chunk in response:
                 if self.cancel.is_set():
@@ -58,7 +60,7 @@ class OpenAIStream:
                     self.n_tokens += 1
                     yield piece
         except openai.OpenAIError as exc:
-            raise GenerationError(f"the OpenAI-compatible server failed mid-stream: {exc}") from exc
+            raise GenerationError(f"{where} failed mid-stream: {exc}") from exc
         finally:
             response.close()
 
