@@ -223,6 +223,18 @@ class Autonomy:
         with self.store.transaction() as db:
             db.execute(_INSERT, (faq_id, mode or keep, int(mode is not None), reason, admin, "{}", time.time()))
 
+    def known_entries(self) -> list[str]:
+        """Entries the store knows: the top source of any reply or draft, and any entry with a history, sorted.
+        (Others have no evidence yet and are in `[autonomy] initial`.)"""
+        ids = {r["faq_id"] for r in self.store._read("SELECT DISTINCT faq_id FROM autonomy_changes")}
+        for r in self.store._read("SELECT DISTINCT faq_ids FROM messages WHERE faq_ids <> '[]'"):
+            ids.add(json.loads(r["faq_ids"])[0])
+        for r in self.store._read("SELECT DISTINCT sources FROM drafts WHERE sources <> '[]'"):
+            top = json.loads(r["sources"])[0].get("faq_id")
+            if top:
+                ids.add(top)
+        return sorted(ids)
+
     def overview(self, faq_ids: Iterable[str]) -> list[dict[str, Any]]:
         """Each entry's `faq_id`, `mode` (its own), `effective` (under the ceiling), `pinned`, `evidence` since its
         last change and `history` (each change's `mode`, `pinned`, `reason`, `actor`, `at`), for the admin page and

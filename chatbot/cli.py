@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "chatbot.commands.train",
     "chatbot.commands.serve",
     "chatbot.commands.eval_answers",
+    "chatbot.commands.report",
 )
 
 

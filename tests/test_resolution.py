@@ -4,6 +4,7 @@ out by hand in the comments."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -187,3 +188,20 @@ def test_word_distance(a, b, n):
 )  # fmt: skip
 def test_handoff_reason(reason, category):
     assert handoff_reason(reason) == category
+
+
+def test_chatbot_report_json_prints_the_figures_and_the_modes(figures, capsys):
+    from chatbot.cli import main
+
+    assert main(["report", "--json", "--days", "30"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["figures"]["contained"]["value"] == figures["contained"]["value"] == 5 / 7
+    assert out["figures"]["acceptance"]["definition"] == DEFINITIONS["acceptance"]
+    modes = {e["faq_id"]: e for e in out["autonomy"]}
+    assert set(modes) == {"A", "B"}
+    # A: approved, then edited (a correction) -> shadow; B: its draft rejected -> shadow
+    assert [h["reason"] for h in modes["A"]["history"]] == ["demoted at once: draft #2 edited by ann"]
+    assert modes["B"]["mode"] == "shadow"
+    assert main(["report"]) == 0 and "contained" in capsys.readouterr().out
+    assert main(["report", "--days", "0"]) == 2
+    assert "--days must be >= 1" in capsys.readouterr().err
