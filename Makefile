@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test lint browser llamacpp llamacpp-if-possible clean
+.PHONY: setup serve test lint browser postgres llamacpp llamacpp-if-possible clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -52,7 +52,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) $(LLAMACPP_STAMP) browser
+# The store's tests also run on PostgreSQL: they start Debian's server binaries in a temporary folder on a free
+# port (nothing is configured system-wide); `make postgres` installs them (root or sudo).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+test: $(STAMP) $(LLAMACPP_STAMP) browser postgres
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)

@@ -67,8 +67,11 @@ def postgres_server() -> Iterator[PostgresServer]:
         _unavailable("psycopg is not installed (pip install -e '.[test]')")
     root = Path(tempfile.mkdtemp(prefix="chatbot-pg-"))
     as_user = {}
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
+    if os.geteuid() == 0:  # initdb refuses root: the server runs as nobody, in a folder nobody owns
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            _unavailable("the tests run as root and there is no user 'nobody' to run PostgreSQL as")
         os.chown(root, nobody.pw_uid, nobody.pw_gid)
         as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
     data, port = root / "data", _free_port()
