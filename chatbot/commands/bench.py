@@ -8,6 +8,7 @@ BENCH_MODULES = (
     "chatbot.commands.bench_retrieval",
     "chatbot.commands.bench_generate",
     "chatbot.commands.bench_serve",
+    "chatbot.commands.bench_learn",
 )
 
 
