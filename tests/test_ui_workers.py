@@ -1,0 +1,235 @@
+"""Several app workers on one store: two real `chatbot serve` processes on their own ports, one data folder (store
+and knowledge base), generating through one fake OpenAI-compatible model server (the scripted LM behind
+`chatbot.openai_server`, in this process), the hash embedder, `[routing] mode = "draft_only"` so every answer
+waits for review.
+
+A customer's message sent to worker 1 is reviewed and approved on worker 2, and the customer's page on worker 1
+shows the reply; an FAQ rebuilt through one worker (or the CLI) is answered by the other within 5 s, with no failed
+request meanwhile.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures_ui import REPO, ServerThread, free_port
+
+TOKEN = "workers-admin-token"
+NEW_ENTRY = {"id": "gift-cards", "question": "Do you sell gift cards?",
+             "answer": "Yes, gift cards from $10 to $200 are sold in the shop."}  # fmt: skip
+
+
+@dataclass
+class Workers:
+    urls: tuple[str, str]
+    home: Path
+    config: Path
+    store: object
+    processes: tuple[subprocess.Popen, subprocess.Popen]
+
+    def cookie(self, name: str) -> dict[str, str]:
+        from ui.auth import COOKIE
+
+        return {COOKIE: self.store.create_session(name, 3600)}
+
+
+def start_worker(config: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`chatbot serve` on `port` in its own process, its output in `log`."""
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        command = [sys.executable, "-m", "chatbot", "--config", str(config), "serve", "--port", str(port)]
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker at {url} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).json().get("status") == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the worker at {url} did not become healthy in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory):
+    from chatbot.config import StoreConfig
+    from chatbot.openai_server import create_app
+    from chatbot.store import Store
+    from knowledge_base.config import KBConfig
+    from knowledge_base.embedder import HashEmbedder
+    from knowledge_base.kb import KnowledgeBase, demo_faq_path
+    from tests.fixtures_engine import ScriptedBackend
+
+    home = tmp_path_factory.mktemp("workers-home")
+    KnowledgeBase(home / "kb", KBConfig(embedder="hash:256"), HashEmbedder(dim=256)).build(demo_faq_path())
+    store = Store(StoreConfig(), path=home / "chatbot.sqlite3").warm_up()
+    store.add_user("ann", "agent", "ann-password-1")
+    model = ScriptedBackend(delay=0.005)
+    model.warm_up()
+    with ServerThread(create_app(model, "scripted")) as model_server:
+        config = home / "config.toml"
+        config.write_text(
+            '[kb]\nembedder = "hash:256"\n'
+            f'[model]\nbackend = "openai"\nbase_url = "{model_server.url}/v1"\n'
+            '[routing]\nmode = "draft_only"\n'
+            f'[server]\nwatch_interval_s = 0.5\nadmin_token = "{TOKEN}"\n',
+            encoding="utf-8",
+        )
+        env = {**os.environ, "CHATBOT_HOME": str(home), "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio"))}
+        ports = (free_port(), free_port())
+        logs = [home / f"worker-{i}.log" for i in (1, 2)]
+        processes = tuple(start_worker(config, port, env, log) for port, log in zip(ports, logs, strict=True))
+        urls = tuple(f"http://127.0.0.1:{port}" for port in ports)
+        try:
+            for url, process, log in zip(urls, processes, logs, strict=True):
+                wait_healthy(url, process, log)
+            yield Workers(urls, home, config, store, processes)  # type: ignore[arg-type]
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            store.close()
+
+
+def ask(url: str, text: str, conversation: tuple[str, str] | None = None) -> dict:
+    body: dict = {"model": "support-bot", "messages": [{"role": "user", "content": text}]}
+    if conversation:
+        body |= {"conversation_id": conversation[0], "conversation_secret": conversation[1]}
+    response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def shown(message: dict) -> str:
+    """A chat row's text (Gradio's client gives the content as a list of typed parts)."""
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+
+
+def test_a_draft_made_on_one_worker_is_approved_on_the_other_and_reaches_the_customer(workers):
+    from gradio_client import Client
+
+    one, two = workers.urls
+    customer = Client(f"{one}/", verbose=False)
+    # the page's session state (shown message ids, the last one) stays in worker 1, as for a browser's page
+    chat, token, _ = customer.predict("How do I get a refund?", "", api_name="/send")
+    conversation_id = token.partition(":")[0]
+    assert conversation_id and "team will confirm" in shown(chat[-1])  # the hold notice: the answer waits for review
+
+    agent = httpx.Client(base_url=two, cookies=workers.cookie("ann"), timeout=30)
+    waiting = agent.get("/agent/api/inbox", params={"state": "waiting"}).json()
+    item = next(i for i in waiting["items"] if i["conversation_id"] == conversation_id)
+    view = agent.get(f"/agent/api/conversations/{conversation_id}").json()
+    draft = view["draft"]
+    assert draft["id"] == item["draft_id"] and "refund" in draft["text"].lower()
+    approved = agent.post(f"/agent/api/drafts/{draft['id']}/approve", json={"version": draft["version"]})
+    assert approved.status_code == 200, approved.text
+    again = agent.post(f"/agent/api/drafts/{draft['id']}/approve", json={"version": draft["version"]})
+    assert again.status_code == 409  # reviewed already, on this worker or the other: nothing sent twice
+
+    deadline = time.monotonic() + 5
+    arrived = None
+    while time.monotonic() < deadline:  # what the chat page's timer does on worker 1
+        history = customer.predict(token, api_name="/poll")
+        if isinstance(history, list) and history and shown(history[-1]) != shown(chat[-1]):
+            arrived = shown(history[-1])
+            break
+        time.sleep(0.3)
+    assert arrived is not None and draft["text"][:60] in html.unescape(arrived)  # the page escapes `>`
+
+
+def sources(reply: dict) -> list[str]:
+    return [s["faq_id"] for s in reply["chatbot"]["sources"]]
+
+
+def test_an_faq_rebuilt_through_one_worker_is_answered_by_the_other_within_5_s(workers):
+    from knowledge_base.kb import demo_faq_path
+    from knowledge_base.loaders import load_faq
+
+    one, two = workers.urls
+    import_dir = workers.home / "import"
+    import_dir.mkdir(exist_ok=True)
+    rows = [e.to_dict() for e in load_faq(demo_faq_path())] + [NEW_ENTRY]
+    (import_dir / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    before = ask(two, "How do I get a refund?")["chatbot"]["index_version"]
+
+    failures: list[str] = []
+    served = []
+    stop = threading.Event()
+
+    def customers(url: str) -> None:  # customers keep chatting on both workers throughout
+        while not stop.is_set():
+            try:
+                served.append(ask(url, "How long does delivery take?")["chatbot"]["index_version"])
+            except (AssertionError, httpx.HTTPError) as exc:
+                failures.append(f"{url}: {exc}")
+
+    threads = [threading.Thread(target=customers, args=(url,)) for url in (one, two)]
+    for thread in threads:
+        thread.start()
+    try:
+        reloaded = httpx.post(f"{one}/api/faq/reload", json={"path": "faq.jsonl"},
+                              headers={"authorization": f"Bearer {TOKEN}"}, timeout=120)  # fmt: skip
+        assert reloaded.status_code == 200, reloaded.text
+        version = reloaded.json()["index_version"]
+        built = time.monotonic()
+        assert version != before
+        while True:
+            reply = ask(two, "Do you sell gift cards?")
+            if reply["chatbot"]["index_version"] == version:
+                break
+            assert time.monotonic() - built < 5, "worker 2 still answers from the old version after 5 s"
+            time.sleep(0.1)
+        answered_after = time.monotonic() - built
+        assert "gift-cards" in sources(reply)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert failures == [] and answered_after < 5
+    assert set(served) <= {before, version} and served[-1] == version
+
+
+def test_a_cli_rollback_is_followed_by_every_worker(workers):
+    versions = json.loads(subprocess.run(
+        [sys.executable, "-m", "chatbot", "--config", str(workers.config), "kb", "versions", "--json"],
+        cwd=REPO, env={**os.environ, "CHATBOT_HOME": str(workers.home)}, capture_output=True, text=True, check=True,
+    ).stdout)  # fmt: skip
+    current = next(v["version"] for v in versions if v["current"])
+    older = next(v["version"] for v in versions if not v["current"])
+    subprocess.run([sys.executable, "-m", "chatbot", "--config", str(workers.config), "kb", "rollback", older],
+                   cwd=REPO, env={**os.environ, "CHATBOT_HOME": str(workers.home)}, check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 5
+        seen = {}
+        while time.monotonic() < deadline:
+            seen = {url: httpx.get(f"{url}/api/health", timeout=5).json()["index_version"] for url in workers.urls}
+            if set(seen.values()) == {older}:
+                break
+            time.sleep(0.2)
+        assert set(seen.values()) == {older}, seen
+    finally:
+        subprocess.run([sys.executable, "-m", "chatbot", "--config", str(workers.config), "kb", "rollback", current],
+                       cwd=REPO, env={**os.environ, "CHATBOT_HOME": str(workers.home)}, check=True,
+                       capture_output=True)  # fmt: skip
