@@ -11,14 +11,24 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from knowledge_base import benchdata
+from knowledge_base import benchdata, benchdata_zh
 from knowledge_base.config import KBConfig
 from knowledge_base.embedder import Embedder, EmbeddingCache
 from knowledge_base.evaluate import metrics, run_queries
 from knowledge_base.index import Fusion, Retriever
 
 METHODS = {"dense": 1.0, "bm25": 0.0, "hybrid": None}
-SETS = {"banking77": benchdata.banking77, "clinc150": benchdata.clinc150, "afqmc": benchdata.afqmc}
+SETS = {
+    "banking77": benchdata.banking77,
+    "clinc150": benchdata.clinc150,
+    "afqmc": benchdata.afqmc,
+    "crosswoz": benchdata_zh.crosswoz,
+    "afqmc_dev": benchdata_zh.afqmc_dev,
+    "crosswoz_dev": benchdata_zh.crosswoz_dev,
+}
+"""`afqmc` and `crosswoz` report; `afqmc_dev` and `crosswoz_dev` are their tuning splits (never report on them)."""
+POOL_OF = {"afqmc_dev": "afqmc", "crosswoz_dev": "crosswoz"}
+"""Sets whose distractors leave out what another set's leave out (the pool is chosen by that set's name)."""
 
 
 def run_benchmark(
@@ -51,7 +61,7 @@ def run_benchmark(
     }
     for name in sets:
         base = SETS[name](data)
-        pool = benchdata.distractor_pool(data, name, limit=max(scales))
+        pool = benchdata.distractor_pool(data, POOL_OF.get(name, name), limit=max(scales))
         queries = base.queries
         qvecs, _ = cache.encode(embedder, [q.query for q in queries], progress=progress)
         per_scale = {}

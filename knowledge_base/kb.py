@@ -93,6 +93,7 @@ class KnowledgeBase:
         self.config = config or KBConfig()
         self.embedder = embedder if embedder is not None else make_embedder(self.config)
         self._retriever: Retriever | None = None
+        self._embedders: dict[str, Embedder] = {}  # by version: what its queries are embedded with
         self._warm = False
         self._swap_lock = threading.Lock()
         self._build_lock = threading.Lock()
@@ -130,7 +131,7 @@ class KnowledgeBase:
         with self._swap_lock:
             version = self._pointer()
             if version and (self._retriever is None or self._retriever.version != version):
-                self._retriever = self._load(version)
+                self._set_current(self._load(version))
             self._warm = True
         warm = getattr(self.embedder, "warm_up", None)
         if warm and self._retriever is not None:
@@ -161,7 +162,7 @@ class KnowledgeBase:
         in that language rank first. All hits come from one snapshot, even while another is being swapped in."""
         retriever = self._current()  # one reference for the whole search: never a mix of versions
         t0 = time.perf_counter()
-        vector = self.embedder.encode([text])[0]
+        vector = self._query_embedder(retriever).encode([text])[0]
         t1 = time.perf_counter()
         hits = retriever.search(text, vector, k=k, language=language)
         t2 = time.perf_counter()
@@ -178,7 +179,7 @@ class KnowledgeBase:
         scores the previous answer's sources for a new message this way."""
         retriever = self._current()
         t0 = time.perf_counter()
-        vector = self.embedder.encode([text])[0]
+        vector = self._query_embedder(retriever).encode([text])[0]
         t1 = time.perf_counter()
         hits = retriever.search(text, vector, k=k, language=language)
         found = {h.entry.id for h in hits}
@@ -227,8 +228,9 @@ class KnowledgeBase:
             version = self._next_version()
             staging = self.versions_dir / f".build-{uuid.uuid4().hex[:8]}"
             staging.mkdir()
+            embedder = self._embedder_for(entries)
             try:
-                retriever = self._build_snapshot(staging, version, entries, source, progress)
+                retriever = self._build_snapshot(staging, version, entries, source, progress, embedder)
                 final = self.versions_dir / version
                 os.rename(staging, final)
                 _fsync_dir(self.versions_dir)
@@ -238,12 +240,30 @@ class KnowledgeBase:
             if not activate:
                 return self._info(version)
             _write_atomic(self.root / "CURRENT", version + "\n")
+            self._embedders[version] = embedder
             with self._swap_lock:
-                self._retriever = retriever
-                self._warm = True
+                self._set_current(retriever)
             self._hold(version)
             self._prune()
         return self._info(version)
+
+    def _embedder_for(self, entries: Sequence[FaqEntry]) -> Embedder:
+        """The embedder a new version of `entries` is built with: `[kb] embedder = "auto"` chooses by the entries'
+        languages, any other embedder is itself."""
+        choose = getattr(self.embedder, "choose", None)
+        return choose([e.language for e in entries]) if choose else self.embedder
+
+    def _set_current(self, retriever: Retriever) -> None:
+        """Serve `retriever` (the caller holds `_swap_lock`); with `auto`, `embedder` becomes the one it was built
+        with, for the callers that embed through `kb.embedder`."""
+        self._retriever = retriever
+        self._warm = True
+        use = getattr(self.embedder, "use", None)
+        if use:
+            use(self._embedders[retriever.version])
+
+    def _query_embedder(self, retriever: Retriever) -> Embedder:
+        return self._embedders.get(retriever.version, self.embedder)
 
     def _with_language(self, entry: FaqEntry) -> FaqEntry:
         if entry.language:
@@ -258,13 +278,13 @@ class KnowledgeBase:
         return f"v{max(numbers, default=0) + 1:04d}"
 
     def _build_snapshot(
-        self, folder: Path, version: str, entries: list[FaqEntry], source: str, progress: bool
+        self, folder: Path, version: str, entries: list[FaqEntry], source: str, progress: bool, embedder: Embedder
     ) -> Retriever:
         import faiss
 
         phrasings = [p for e in entries for p in e.phrasings]
         cache = EmbeddingCache(self.root / "cache")
-        vectors, embedded = cache.encode(self.embedder, phrasings, progress=progress)
+        vectors, embedded = cache.encode(embedder, phrasings, progress=progress)
         retriever = Retriever.build(
             version,
             entries,
@@ -288,7 +308,7 @@ class KnowledgeBase:
             "entries": len(entries),
             "phrasings": len(phrasings),
             "corpus_hash": corpus_hash(entries),
-            "embedder": self.embedder.name,
+            "embedder": embedder.name,
             "dim": int(vectors.shape[1]),
             "index_factory": self.config.index_factory,
             "embedded_now": embedded,
@@ -313,10 +333,12 @@ class KnowledgeBase:
 
         manifest = self._manifest(version)
         folder = self.versions_dir / version
-        if manifest.get("embedder") != self.embedder.name or manifest.get("dim") != self.embedder.dim:
+        candidate = getattr(self.embedder, "candidate", None)  # `auto`: the one this version was built with
+        embedder = (candidate(str(manifest.get("embedder"))) if candidate else None) or self.embedder
+        if manifest.get("embedder") != embedder.name or manifest.get("dim") != embedder.dim:
             raise KnowledgeBaseError(
                 f"version {version} was built with embedder {manifest.get('embedder')} (dim {manifest.get('dim')}) "
-                f"but this process uses {self.embedder.name} (dim {self.embedder.dim}); rebuild with "
+                f"but this process uses {embedder.name} (dim {embedder.dim}); rebuild with "
                 f'`chatbot kb build FILE` or set [kb] embedder = "{manifest.get("embedder")}"'
             )
         entries = []
@@ -341,6 +363,7 @@ class KnowledgeBase:
         with np.load(folder / "lexical_entries.npz", allow_pickle=False) as data:
             entry_lexical = LexicalIndex.from_arrays(dict(data))
         self._hold(version)
+        self._embedders[version] = embedder
         return Retriever(version, entries, vectors, index, lexical, self.fusion, self.config.candidates, entry_lexical)
 
     # -- versions -----------------------------------------------------------------------------------------------
@@ -381,8 +404,7 @@ class KnowledgeBase:
         if current is None or current.version != version:
             retriever = self._load(version)  # off to the side; searches keep using the old one meanwhile
             with self._swap_lock:
-                self._retriever = retriever
-                self._warm = True
+                self._set_current(retriever)
         return version
 
     def rollback(self, version: str) -> VersionInfo:
@@ -394,8 +416,7 @@ class KnowledgeBase:
             retriever = self._load(version)
             _write_atomic(self.root / "CURRENT", version + "\n")
             with self._swap_lock:
-                self._retriever = retriever
-                self._warm = True
+                self._set_current(retriever)
         return self._info(version)
 
     def activate(self, version: str) -> VersionInfo:
@@ -487,9 +508,9 @@ class PinnedKnowledgeBase(KnowledgeBase):
     """One version of a knowledge base, searchable whatever `CURRENT` says; nothing on disk changes through it."""
 
     def __init__(self, parent: KnowledgeBase, version: str):
-        super().__init__(parent.root, parent.config, parent.embedder)
-        self._retriever = self._load(version)
-        self._warm = True
+        view = getattr(parent.embedder, "view", None)  # `auto`: selecting this version's embedder leaves the parent's
+        super().__init__(parent.root, parent.config, view() if view else parent.embedder)
+        self._set_current(self._load(version))
 
     def warm_up(self) -> PinnedKnowledgeBase:
         warm = getattr(self.embedder, "warm_up", None)
