@@ -30,6 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from chatbot import chinese
+from chatbot.chinese import HAN
+
 # ---------------------------------------------------------------------------------------------------------------
 # Facts: e-mail addresses, URLs, numbers and durations (shared with chatbot.routing's FactGate)
 
@@ -143,7 +146,9 @@ class ClaimReport:
 # Splitting a reply into claims
 
 _LIST_MARKER = re.compile(r"[ \t]*(?:[-*•‣▪]|\d{1,2}[.)])[ \t]+")
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)|[。！？；]+[”’」』)）\]]*|[!?;]+(?=[" + HAN + "])")
+_CJK_END = "。！？；”’」』）"
+"""A span ending on one of these is a whole Chinese sentence at once (no space follows a Chinese full stop)."""
 _ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|approx|mr|mrs|ms|dr|no|nr|st|inc|ltd|co|min|max)|\d)\.$",
                            re.IGNORECASE)  # fmt: skip
 
@@ -221,7 +226,12 @@ free guarantee guaranteed unlimited always never any anytime every full discount
 refunded instant instantly immediately lifetime cheaper cheap priority exception approve approved eligible entitled
 allowed permitted
 """)
-_NEGATIONS = _words("not no never cannot none nothing nobody nowhere neither nor unavailable unable unfortunately")
+_NEGATIONS = _words("not no never cannot none nothing nobody nowhere neither nor unavailable unable unfortunately") | (
+    chinese.NEGATIONS
+)
+_POLICY_ZH = _words("""
+免费 包邮 保证 担保 无限 永久 终身 全额 折扣 优惠 赔偿 补偿 退款 立即 立刻 优先 例外 随时 任何 所有 总是 永远 一律
+""")
 _IRREGULAR = {
     "sent": "send", "paid": "pay", "bought": "buy", "got": "get", "gotten": "get", "made": "make", "took": "take",
     "taken": "take", "gave": "give", "given": "give", "found": "find", "kept": "keep", "shown": "show",
@@ -272,6 +282,7 @@ _PHRASES = tuple(
         (r"\bhave a (?:nice|great|good|wonderful|lovely) (?:day|evening|weekend)\b", ""),
         (r"\b(?:in (?:this|that|which) case|no problem|i(?:'m| am) afraid)\b", ""),
         (r"\bsend (?:it |them |the item |the items )?back\b", "return"),
+        (r"不收费|不要钱|无需付费|不用付费|无需支付费用|不收取费用|不需要付费", "免费"),
     )
 )
 
@@ -303,14 +314,20 @@ def _stem(word: str) -> str:
 
 _CANONICAL = {_stem(w): group.split()[0] for group in _PARAPHRASES for w in group.split()}
 _STOP_STEMS = frozenset(_stem(w) for w in _STOPWORDS | _SUPPORT_SPEAK)
-_POLICY_STEMS = frozenset(_CANONICAL.get(_stem(w), _stem(w)) for w in _POLICY)
+_POLICY_STEMS = frozenset(_CANONICAL.get(_stem(w), _stem(w)) for w in _POLICY) | {
+    chinese.CANONICAL.get(w, w) for w in _POLICY_ZH
+}
 _CONTRACTIONS = re.compile(r"(?i)\b(can|won|don|doesn|didn|isn|aren|wasn|weren|haven|hasn|hadn|shouldn|wouldn|"
                            r"couldn|mustn|needn)['’]t\b|['’](?:ll|ve|re|m|d|s)\b")  # fmt: skip
-_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+(?:[.,:]\d+)*|[>,;:()\"]")
+_LATIN = r"(?:(?![" + HAN + r"])[^\W\d_])+"
+_WORD = re.compile(r"[" + HAN + r"]+|" + _LATIN + r"(?:[-'’]" + _LATIN + r")*|\d+(?:[.,:]\d+)*|[>,;:()\"、]")
 
 
 def _normal(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).replace("’", "'")
+    """NFKC (full-width digits and punctuation as ASCII: "１５" -> "15", "，" -> ",") and Chinese numerals as
+    digits."""
+    text = unicodedata.normalize("NFKC", text).replace("’", "'")
+    return chinese.numerals_to_digits(text) if chinese.has_han(text) else text
 
 
 def _expand(text: str) -> str:
@@ -334,13 +351,27 @@ class _Token:
     stem: str  # stem, lower-case
     key: str  # stem through the paraphrase table
     content: bool  # neither a stopword nor support-speak
+    cjk: bool = False  # a Chinese word (jieba): supported when the evidence has it anywhere in its text
+
+
+def _chinese_tokens(run: str, after_number: bool) -> list[_Token]:
+    out = []
+    for word in chinese.words(run):
+        # "3天": the day is checked with the quantity
+        unit = after_number and not any(t.content for t in out) and chinese.is_unit(word)
+        content = not unit and word not in chinese.STOPWORDS and word not in chinese.NEGATIONS
+        out.append(_Token(word, word, chinese.CANONICAL.get(word, word), content, cjk=True))
+    return out
 
 
 def _tokens(text: str) -> list[_Token]:
-    out = []
+    out: list[_Token] = []
     for match in _WORD.finditer(_expand(text)):
         raw = match.group()
         low = raw.lower()
+        if chinese.has_han(raw[0]):
+            out.extend(_chinese_tokens(raw, bool(out) and out[-1].text[:1].isdigit()))
+            continue
         if not low[:1].isalpha() or low in NUMBER_WORDS:  # numbers are checked as quantities
             out.append(_Token(raw, low, low, False))
             continue
@@ -411,8 +442,8 @@ class _Quantity:
             return self.unit + value
         if self.unit == "%":
             return value + "%"
-        words = [value, self.qualifier or "", (self.unit or "") + ("" if value in ("1", "1.0") or not self.unit else
-                                                                    "s")]  # fmt: skip
+        plural = "" if value in ("1", "1.0") or not self.unit or self.unit in ("yuan", "tenths") else "s"
+        words = [value, self.qualifier or "", (self.unit or "") + plural]
         return " ".join(w for w in words if w).replace("ams", "am").replace("pms", "pm")
 
 
@@ -423,6 +454,8 @@ def _value(token: str) -> str:
 def _quantities(text: str) -> list[_Quantity]:
     """The quantities of `text` (e-mail addresses and URLs already masked)."""
     text = _normal(text)
+    if chinese.has_han(text):
+        text = chinese.units_to_english(text)
 
     def range_(match: re.Match) -> str:
         lo, hi = next((a, b) for a, b in zip(match.groups()[::2], match.groups()[1::2], strict=True) if a)
@@ -473,6 +506,7 @@ class _Sentence:
     keys: frozenset[str]
     negated: bool
     hedged: bool = False  # says "may", "if", "usually" ...
+    scope: frozenset[str] = frozenset()  # content keys after the negation: what is denied
 
 
 @dataclass(frozen=True)
@@ -492,6 +526,8 @@ class _Index:
     lists: tuple[tuple[tuple[str, ...], ...], ...]  # the enumerations of the sources: items as stem sequences
     statements: tuple[frozenset[str], ...]  # content keys of each source sentence, with the sentence before it when
     # it refers back to it ("Check your spam folder if it does not arrive": "it" is the link of the sentence before)
+    han_support: str = ""  # the Chinese text of sources and earlier turns: a Chinese word is found in it as written
+    han_echo: str = ""  # the Chinese text of the customer's messages
 
 
 def _stem_text(texts: Iterable[str]) -> str:
@@ -503,7 +539,7 @@ def _polarity_view(tokens: list[_Token]) -> list[_Token]:
     """Tokens outside conditional clauses: "if it does not arrive, ..." states no policy either way."""
     out, skipping = [], False
     for t in tokens:
-        if t.stem in ("if", "unless", "when", "whenever") or t.text == "in case":
+        if t.stem in ("if", "unless", "when", "whenever") or t.text == "in case" or t.stem in chinese.CONDITIONALS:
             skipping = True
         elif skipping and t.text in (",", ";", ":"):
             skipping = False
@@ -518,7 +554,7 @@ def _negation(tokens: list[_Token]) -> str:
 
 
 _HEDGES = frozenset(("may", "might", "could", "possibly", "perhaps", "usually", "generally", "typically", "often",
-                     "sometimes", "depending", "if", "unless"))  # fmt: skip
+                     "sometimes", "depending", "if", "unless")) | chinese.HEDGES  # fmt: skip
 
 
 def _hedged(tokens: list[_Token]) -> bool:
@@ -526,7 +562,30 @@ def _hedged(tokens: list[_Token]) -> bool:
 
 
 def _sentence(tokens: list[_Token]) -> _Sentence:
-    return _Sentence(frozenset(t.key for t in tokens if t.content), bool(_negation(tokens)), _hedged(tokens))
+    keys = frozenset(t.key for t in tokens if t.content)
+    return _Sentence(keys, bool(_negation(tokens)), _hedged(tokens), _scope(tokens))
+
+
+def _scope(tokens: list[_Token]) -> frozenset[str]:
+    """The content keys after the first negation outside conditional clauses ("没有会议室" -> 会议室)."""
+    view = _polarity_view(tokens)
+    first = next((i for i, t in enumerate(view) if t.stem in _NEGATIONS), None)
+    return frozenset() if first is None else frozenset(t.key for t in view[first + 1 :] if t.content)
+
+
+def _polarity_units(tokens: list[_Token]) -> list[list[_Token]]:
+    """What carries one polarity: an English sentence, or each clause of a Chinese one (between "，", "；", "：").
+    Chinese strings clauses together with commas where English starts sentences ("不贵，价格是210元": the price
+    clause affirms)."""
+    if not any(t.cjk for t in tokens):
+        return [tokens]
+    clauses: list[list[_Token]] = [[]]
+    for t in tokens:
+        if t.text in (",", ";", ":"):
+            clauses.append([])
+        else:
+            clauses[-1].append(t)
+    return [c for c in clauses if c]
 
 
 @lru_cache(maxsize=256)
@@ -558,8 +617,7 @@ def _index(evidence: Evidence) -> _Index:
         previous: frozenset[str] = frozenset()
         for part in split_claims(text):
             tokens = _tokens(_mask_contacts(part))
-            sentence = _sentence(tokens)
-            sentences.append(sentence)
+            sentences.extend(_sentence(c) for c in _polarity_units(tokens))
             keys = frozenset(k for t in tokens if (k := _local_key(t)))
             refers = any(t.stem in _REFERRING for t in tokens)
             statements.append(keys | previous if refers else keys)
@@ -579,7 +637,8 @@ def _index(evidence: Evidence) -> _Index:
         + " | ", numbers=frozenset(numbers), quantities=tuple(quantities), identifiers=frozenset(identifiers),
         emails=frozenset(emails), urls=frozenset(urls), sentences=tuple(sentences),
         sentence_keys=frozenset(k for statement in statements for k in statement), statements=tuple(statements),
-        lists=tuple(lists),
+        lists=tuple(lists), han_support=" | ".join(_normal(t) for t in trusted if chinese.has_han(t)),
+        han_echo=" | ".join(_normal(t) for t in evidence.customer if chinese.has_han(t)),
     )  # fmt: skip
 
 
@@ -604,12 +663,25 @@ _PROMISE = re.compile(
     r"|\b(?:shall|should|can|may) i\s+(?:" + _ACTIONS + r")\b",
     re.IGNORECASE,
 )  # fmt: skip
+_ACTIONS_ZH = (
+    r"取消|退款|退钱|退还|处理|安排|发送|发给|寄出|寄给|补发|修改|更改|提交|申请|联系|转给|转交|转接|办理|预订|预约|"
+    r"跟进|核实|升级|重置|删除|开通|关闭|退回|赔偿|补偿|通知|登记|记录|反馈|催促|加急|解决"
+)
+_PROMISE_ZH = re.compile(
+    r"(?:我们?|本店)(?:现在|马上|立即|立刻|已经|已|会|将|就|这就|正在|来|可以|能)[^,.!?;，。！？；]{0,10}?(?:"
+    + _ACTIONS_ZH
+    + r")|(?:让我|我来|我帮您|我为您|我给您|我替您|我帮你|我为你)[^,.!?;，。！？；]{0,8}?(?:"
+    + _ACTIONS_ZH
+    + r")"
+)
+"""Chinese promises: "我会帮您取消订单", "我已经为您退款", "让我为您处理"."""
 _CONNECTOR_END = re.compile(
     r"(?:[,:;(\-–—/>&]|\b(?:and|or|but|the|a|an|to|of|with|for|from|your|our|in|on|at|by|if|then|that|which|is|are"
-    r"|can|will|please|as|via|under|than|until|within))\s*$",
+    r"|can|will|please|as|via|under|than|until|within)|[，、：；（]|(?<=[" + HAN + r"])(?:和|或|与|及|的|但|并且|而且"
+    r"|以及|或者|在|是|把|从|到|给))\s*$",
     re.IGNORECASE,
 )
-_ANSWER_YES = re.compile(r"^\W*(?:yes|yeah|yep|correct|indeed)\b", re.IGNORECASE)
+_ANSWER_YES = re.compile(r"^\W*(?:(?:yes|yeah|yep|correct|indeed)\b|是的|对的|没错)", re.IGNORECASE)
 _PATH = re.compile(r"[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)*(?:[ \t]*>[ \t]*[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)*)+")
 _PATH_VERBS = _words("open go press click select choose tap visit navigate see check find use under in at")
 
@@ -631,7 +703,7 @@ def _quote(words: Iterable[str]) -> str:
 
 
 def _check_promise(sentence: str) -> str:
-    match = _PROMISE.search(_normal(sentence))
+    match = _PROMISE.search(_normal(sentence)) or _PROMISE_ZH.search(_normal(sentence))
     if not match:
         return ""
     words = match.group().split()
@@ -720,7 +792,19 @@ def _around(tokens: list[_Token], i: int, j: int) -> list[str]:
     return [t.text for t in tokens[i:j]]
 
 
-_SHOP_VOICE = frozenset(("we", "our", "ours", "us"))
+_SHOP_VOICE = frozenset(("we", "our", "ours", "us")) | chinese.SHOP_VOICE
+
+
+def _written_in(word: str, text: str) -> bool:
+    """Whether a Chinese word (or a paraphrase of it) is in `text`, as written or as the shorter words it is made
+    of: the reply's segmentation need not be the source's ("免费送货" in a reply, "免费" and "送货" in the source)."""
+    if not text:
+        return False
+    options = chinese.paraphrases(word)
+    if any(w in text for w in options):
+        return True
+    parts = [p for p in chinese.search_words(word) if p not in chinese.STOPWORDS]
+    return len(parts) > 1 and all(any(w in text for w in chinese.paraphrases(p)) for p in parts)
 
 
 def _check_words(tokens: list[_Token], index: _Index) -> str:
@@ -729,9 +813,12 @@ def _check_words(tokens: list[_Token], index: _Index) -> str:
     for i, t in enumerate(tokens):
         if not t.content or t.key in index.support or t.stem in index.support:
             continue
-        if t.key in index.echo and not shop_voice:
+        if t.cjk and _written_in(t.stem, index.han_support):
             continue
-        if t.key in index.echo:
+        echoed = t.key in index.echo or (t.cjk and t.key not in _POLICY_STEMS and _written_in(t.stem, index.han_echo))
+        if echoed and not shop_voice:
+            continue
+        if echoed:
             return f"states {_quote([t.text])} as the shop's word, but only the customer said it"
         if "-" in t.stem and all(p in index.support or p in _STOP_STEMS for p in t.stem.split("-")):
             continue
@@ -741,8 +828,12 @@ def _check_words(tokens: list[_Token], index: _Index) -> str:
     return ""
 
 
-_REFERRING = frozenset(("it", "its", "they", "them", "their", "this", "that", "these", "those", "one"))
-_CLAUSE_BREAKS = frozenset((",", ";", ":", "(", ")", "and", "but", "or", "then", "so", "while", "because", "also"))
+_REFERRING = frozenset(("it", "its", "they", "them", "their", "this", "that", "these", "those", "one")) | (
+    chinese.REFERRING
+)
+_CLAUSE_BREAKS = frozenset((",", ";", ":", "(", ")", "and", "but", "or", "then", "so", "while", "because", "also")) | (
+    chinese.CLAUSE_BREAKS
+)
 
 
 def _check_locality(tokens: list[_Token], index: _Index) -> str:
@@ -776,13 +867,14 @@ def _local_key(token: _Token) -> str | None:
 def _source_list(tokens: list[_Token]) -> tuple[tuple[str, ...], ...]:
     """The items of an enumeration in a source sentence ("Visa, Mastercard, American Express, PayPal, Apple Pay
     and bank transfer"): at least three short items separated by commas, the last joined by "and"/"or"."""
+    comma = "、" if any(t.cjk for t in tokens) else ","  # Chinese lists items with 、 and joins clauses with ，
     parts: list[list[_Token]] = [[]]
     for t in tokens:
-        if t.text == "," or t.text.lower() in ("and", "or"):
+        if t.text == comma or t.text.lower() in ("and", "or") or (comma == "、" and t.text in chinese.LIST_JOINERS):
             parts.append([])
         else:
             parts[-1].append(t)
-    commas = sum(t.text == "," for t in tokens)
+    commas = sum(t.text == comma for t in tokens)
     words = [[t for t in part if t.content] for part in parts]
     if commas < 2 or len(words) < 4 or any(not 1 <= len(w) <= 3 for w in words[1:-1]):
         return ()
@@ -810,6 +902,34 @@ def _substance(tokens: list[_Token], masked: str, index: _Index) -> frozenset[st
 
 
 def _check_polarity(tokens: list[_Token], negation: str, index: _Index) -> str:
+    if not any(t.cjk for t in tokens):
+        return _check_unit_polarity(tokens, negation, index)
+    return next((reason for unit in _polarity_units(tokens) if (reason := _check_clause_polarity(unit, index))), "")
+
+
+_AFFIRMS = "affirms what the source denies"
+
+
+def _check_clause_polarity(clause: list[_Token], index: _Index) -> str:
+    """A Chinese clause against the source clauses that speak of what it denies, or of what a source denies that it
+    states: the entity's name ("如家快捷酒店(...)，没有会议室") must not decide which source clause is compared."""
+    keys = frozenset(t.key for t in clause if t.content)
+    negation = _negation(clause)
+    if negation:
+        focuses = [_scope(clause) or keys]
+    else:
+        focuses = [s.scope for s in index.sentences if s.negated and s.scope and s.scope <= keys]
+    for focus in focuses:
+        candidates = [s for s in index.sentences if focus and focus <= s.keys]
+        if not candidates:
+            continue
+        best = max(len(keys & s.keys) for s in candidates)
+        if not any(s.negated == bool(negation) for s in candidates if len(keys & s.keys) == best):
+            return f"says {_quote([negation])} where the source affirms" if negation else _AFFIRMS
+    return ""
+
+
+def _check_unit_polarity(tokens: list[_Token], negation: str, index: _Index) -> str:
     claim = _Sentence(frozenset(t.key for t in tokens if t.content), bool(negation), _hedged(tokens))
     if not claim.keys or not index.sentences:
         return ""
@@ -980,9 +1100,9 @@ class ClaimGate:
             return ""
         self.text += piece
         spans = self._pending()
-        # the last span may still grow ("4." -> "4.99"), unless whitespace already follows it
-        done = [s for s in spans if s[2] and (s[1] < len(self.text) or self.text.endswith("\n"))]
-        done = [s for s in done if s[1] < len(self.text)]
+        # the last span may still grow ("4." -> "4.99"), unless whitespace already follows it or it ends on a
+        # Chinese full stop
+        done = [s for s in spans if s[2] and (s[1] < len(self.text) or self.text[s[1] - 1] in _CJK_END)]
         return self._release(done) if done else ""
 
     def finish(self, complete: bool = True) -> str:
