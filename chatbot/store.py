@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
 import time
@@ -296,8 +297,9 @@ class Store:
     def warm_up(self) -> Store:
         if self._database is not None:
             return self
-        if self.path is None and self.config.url:
-            database = open_database(self.config.url, chatbot_home(), self.config.pool_size)
+        url = self.config.url or os.environ.get("CHATBOT_STORE_URL")
+        if self.path is None and url:
+            database = open_database(url, chatbot_home(), self.config.pool_size)
             if isinstance(database, SQLiteDatabase):
                 self.path = database.path
         else:

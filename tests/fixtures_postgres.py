@@ -107,6 +107,20 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+# these run every store test on both databases already
+_BOTH = {"tests.test_store", "tests.test_store_processes", "tests.test_passwords"}
+
+
+@pytest.fixture(autouse=True)
+def store_from_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the caller's own `$CHATBOT_STORE_URL`. With `CHATBOT_TEST_STORE=postgresql`, every store a test
+    builds from a `[store]` without `url` is a fresh PostgreSQL database instead (subprocesses too): e.g.
+    `CHATBOT_TEST_STORE=postgresql pytest tests/test_desk.py` runs the desk's tests on PostgreSQL."""
+    monkeypatch.delenv("CHATBOT_STORE_URL", raising=False)
+    if os.environ.get("CHATBOT_TEST_STORE") == "postgresql" and request.module.__name__ not in _BOTH:
+        monkeypatch.setenv("CHATBOT_STORE_URL", request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest) -> str | None:
     """`[store] url` for a store test: None (SQLite at the default path in `$CHATBOT_HOME`), then a fresh

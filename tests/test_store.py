@@ -55,6 +55,12 @@ def test_sqlite_urls(chatbot_home, tmp_path, url, where):
     assert store.path == expected and expected.exists() and store.database.dialect == "sqlite"
 
 
+def test_the_url_may_come_from_the_environment(chatbot_home, monkeypatch):
+    monkeypatch.setenv("CHATBOT_STORE_URL", "sqlite:///from-env.sqlite3")
+    assert Store().warm_up().path == chatbot_home / "from-env.sqlite3"
+    assert Store(StoreConfig(url="sqlite:///from-file.sqlite3")).warm_up().path == chatbot_home / "from-file.sqlite3"
+
+
 def test_an_explicit_path_wins_over_the_url(chatbot_home):
     store = Store(StoreConfig(url="postgresql://nobody@127.0.0.1:1/none"), path=chatbot_home / "eval.sqlite3")
     assert store.warm_up().database.dialect == "sqlite" and store.path.exists()
