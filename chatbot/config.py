@@ -222,9 +222,9 @@ class StoreConfig:
     path: str = "chatbot.sqlite3"
     """SQLite file, relative to `$CHATBOT_HOME` (or absolute); used when `url` is unset."""
     url: str | None = None
-    """The database: unset = SQLite at `path`; `sqlite:///file.sqlite3` (relative to `$CHATBOT_HOME`;
-    `sqlite:////abs/path`), or `postgresql://user@host:5432/dbname` for several workers on one store (needs the
-    `postgres` extra; a password comes from `$PGPASSWORD` or `~/.pgpass` rather than the file)."""
+    """The database (unset: `$CHATBOT_STORE_URL`, else SQLite at `path`): `sqlite:///file.sqlite3` (relative to
+    `$CHATBOT_HOME`; `sqlite:////abs/path`), or `postgresql://user@host:5432/dbname` for several workers on one
+    store (needs the `postgres` extra; a password comes from `$PGPASSWORD` or `~/.pgpass` rather than the file)."""
     pool_size: int = 10
     """PostgreSQL: the most connections each app process opens."""
     redact: bool = True
