@@ -1,7 +1,7 @@
-"""Several app workers on one store: two real `chatbot serve` processes on their own ports, one data folder (store
-and knowledge base), generating through one fake OpenAI-compatible model server (the scripted LM behind
-`chatbot.openai_server`, in this process), the hash embedder, `[routing] mode = "draft_only"` so every answer
-waits for review.
+"""Several app workers on one store: two real `chatbot serve` processes on their own ports, one data folder (the
+knowledge base) and one store (SQLite in WAL mode, then PostgreSQL from `tests/fixtures_postgres.py`), generating
+through one fake OpenAI-compatible model server in this process (the scripted LM's replies, streamed word by word),
+the hash embedder, `[routing] mode = "draft_only"` so every answer waits for review.
 
 A customer's message sent to worker 1 is reviewed and approved on worker 2, and the customer's page on worker 1
 shows the reply; an FAQ rebuilt through one worker (or the CLI) is answered by the other within 5 s, with no failed
@@ -10,6 +10,7 @@ request meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -17,12 +18,16 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from chatbot.config import GenerationConfig
 from tests.fixtures_ui import REPO, ServerThread, free_port
 
 TOKEN = "workers-admin-token"
@@ -65,29 +70,89 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
     raise RuntimeError(f"the worker at {url} did not become healthy in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def workers(tmp_path_factory):
+def fake_model_server() -> Any:
+    """An OpenAI-compatible server over the scripted LM (`tests.fixtures_engine.ScriptedBackend`): `/v1/models` and
+    streamed `/v1/chat/completions`, all the OpenAI backend uses."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import StreamingResponse
+
+    from chatbot.generate import GenerationRequest
+    from tests.fixtures_engine import ScriptedBackend
+
+    model = ScriptedBackend(delay=0.005)
+    model.warm_up()
+    app = FastAPI()
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        return {"object": "list", "data": [{"id": "scripted", "object": "model", "created": 0, "owned_by": "test"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> StreamingResponse:
+        body = await request.json()
+        stream = model.stream(GenerationRequest(body["messages"], GenerationConfig()))
+
+        def chunk(delta: dict, finish: str | None = None) -> str:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return "data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 0,
+                                          "model": "scripted", "choices": [choice]}) + "\n\n"  # fmt: skip
+
+        def events() -> Iterator[str]:
+            yield chunk({"role": "assistant", "content": ""})
+            for piece in stream:
+                yield chunk({"content": piece})
+            yield chunk({}, "stop") + "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+@contextlib.contextmanager
+def database(request: pytest.FixtureRequest, kind: str) -> Iterator[str | None]:
+    """`[store] url` for the workers: None (SQLite, WAL, in the data folder) or a fresh database on the session's
+    PostgreSQL server (skipped, saying why, where PostgreSQL is not installed)."""
+    if kind == "sqlite":
+        yield None
+        return
+    import psycopg
+
+    server = request.getfixturevalue("postgres_server")
+    name = f"workers_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+    try:
+        yield server.url(name)
+    finally:
+        with psycopg.connect(server.url(), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def workers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    with database(request, request.param) as url:
+        yield from run_workers(tmp_path_factory, url)
+
+
+def run_workers(tmp_path_factory: pytest.TempPathFactory, url: str | None) -> Iterator[Workers]:
     from chatbot.config import StoreConfig
-    from chatbot.openai_server import create_app
     from chatbot.store import Store
     from knowledge_base.config import KBConfig
     from knowledge_base.embedder import HashEmbedder
     from knowledge_base.kb import KnowledgeBase, demo_faq_path
-    from tests.fixtures_engine import ScriptedBackend
 
     home = tmp_path_factory.mktemp("workers-home")
     KnowledgeBase(home / "kb", KBConfig(embedder="hash:256"), HashEmbedder(dim=256)).build(demo_faq_path())
-    store = Store(StoreConfig(), path=home / "chatbot.sqlite3").warm_up()
+    store = Store(StoreConfig(url=url), path=None if url else home / "chatbot.sqlite3").warm_up()
     store.add_user("ann", "agent", "ann-password-1")
-    model = ScriptedBackend(delay=0.005)
-    model.warm_up()
-    with ServerThread(create_app(model, "scripted")) as model_server:
+    with ServerThread(fake_model_server()) as model_server:
         config = home / "config.toml"
         config.write_text(
             '[kb]\nembedder = "hash:256"\n'
             f'[model]\nbackend = "openai"\nbase_url = "{model_server.url}/v1"\n'
             '[routing]\nmode = "draft_only"\n'
-            f'[server]\nwatch_interval_s = 0.5\nadmin_token = "{TOKEN}"\n',
+            f'[server]\nwatch_interval_s = 0.5\nadmin_token = "{TOKEN}"\n'
+            + (f'[store]\nurl = "{url}"\n' if url else ""),
             encoding="utf-8",
         )
         env = {**os.environ, "CHATBOT_HOME": str(home), "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio"))}
@@ -96,8 +161,8 @@ def workers(tmp_path_factory):
         processes = tuple(start_worker(config, port, env, log) for port, log in zip(ports, logs, strict=True))
         urls = tuple(f"http://127.0.0.1:{port}" for port in ports)
         try:
-            for url, process, log in zip(urls, processes, logs, strict=True):
-                wait_healthy(url, process, log)
+            for address, process, log in zip(urls, processes, logs, strict=True):
+                wait_healthy(address, process, log)
             yield Workers(urls, home, config, store, processes)  # type: ignore[arg-type]
         finally:
             for process in processes:
