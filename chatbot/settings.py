@@ -1,18 +1,22 @@
 """Loading config dataclasses from TOML files and flag overrides.
 
-One loader for every component: read the file, apply overrides, construct. Unknown keys are an error that
-names the key and the section, never a silently ignored setting. This module imports nothing heavy.
+One loader for every component: read the file, apply overrides, validate with pydantic's `TypeAdapter` (the
+config classes stay plain dataclasses). Unknown keys are an error that names the key and the section, never a
+silently ignored setting. This module imports nothing heavy (pydantic comes with FastAPI).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
-import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 T = TypeVar("T")
 
@@ -28,49 +32,63 @@ def chatbot_home() -> Path:
     return home
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Convert a TOML value to a field's declared type (nested dataclasses, tuples, Paths)."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if dataclasses.is_dataclass(annotation):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table, got {value!r}")
-        return from_dict(annotation, value, where)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        non_none = [a for a in args if a is not type(None)]
-        return _coerce(value, non_none[0], where) if len(non_none) == 1 else value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        return tuple(value)
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
-        return value
-    if annotation is Path:
-        return Path(value)
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if annotation in (int, float, str, bool) and not isinstance(value, annotation):
-        raise ConfigError(f"{where} must be {annotation.__name__}, got {value!r}")
-    return value
+_PYDANTIC = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+def _adapter(cls: type[T]) -> TypeAdapter[T]:
+    """pydantic's validator of config dataclass `cls` (nested dataclasses too): unknown keys forbidden, the field
+    docstrings kept as descriptions (`config_schema`)."""
+    for klass in _dataclasses(cls):
+        if "__pydantic_config__" not in vars(klass):
+            klass.__pydantic_config__ = _PYDANTIC  # type: ignore[attr-defined]
+    return TypeAdapter(cls)
+
+
+def _dataclasses(cls: Any) -> Iterator[type]:
+    if dataclasses.is_dataclass(cls):
+        yield cls
+    for hint in typing.get_type_hints(cls).values() if dataclasses.is_dataclass(cls) else typing.get_args(cls):
+        if dataclasses.is_dataclass(hint) or typing.get_args(hint):
+            yield from _dataclasses(hint)
+
+
+def _section(cls: Any, loc: tuple[Any, ...]) -> Any:
+    """The dataclass that the error location `loc` (without its last key) points into."""
+    for key in loc:
+        hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        nested = [h for h in (hints.get(key), *typing.get_args(hints.get(key))) if dataclasses.is_dataclass(h)]
+        if not nested:
+            break
+        cls = nested[0]
+    return cls
+
+
+def _problem(cls: type, error: Any, where: str) -> str:
+    loc = tuple(str(part) for part in error["loc"])
+    dotted = ".".join(filter(None, (where, *loc)))
+    if error["type"] == "unexpected_keyword_argument":
+        section = ".".join(filter(None, (where, *loc[:-1])))
+        known = sorted(f.name for f in dataclasses.fields(_section(cls, loc[:-1])) if f.init)
+        prefix = f"[{section}] " if section else ""
+        return f"{prefix}unknown key(s) {loc[-1]}; known keys: {', '.join(known)}"
+    if error["type"] == "value_error":  # a __post_init__ check: its message names the key
+        return str(error["ctx"]["error"])
+    return f"{dotted}: {error['msg'].lower()}, got {error['input']!r}"
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
-    """Build dataclass `cls` from a mapping; unknown keys raise `ConfigError` naming them."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        prefix = f"[{where}] " if where else ""
-        raise ConfigError(f"{prefix}unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(fields))}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    """Build dataclass `cls` from a TOML-like mapping with pydantic, strictly as JSON types go (a string is a path,
+    a list a tuple; `"2"` is not an int, `true` not a number); a bad or unknown key raises `ConfigError` naming it."""
     try:
-        return cls(**kwargs)
-    except ValueError as exc:  # __post_init__ checks name the key
-        raise ConfigError(str(exc)) from exc
+        return _adapter(cls).validate_json(json.dumps(data), strict=True)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_problem(cls, e, where) for e in exc.errors())) from None
+
+
+def config_schema(cls: type) -> dict[str, Any]:
+    """The JSON schema of config dataclass `cls`: each field's type, default and docstring (`description`), from
+    which `chatbot train` builds its flags."""
+    return _adapter(cls).json_schema()
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

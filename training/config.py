@@ -136,17 +136,3 @@ class TrainConfig:
         import tomlkit
 
         return tomlkit.dumps(self.to_dict())
-
-
-def field_docs() -> dict[str, str]:
-    """Each field's docstring (the text under it in the class body), for `--help`."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(TrainConfig))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
-    return docs

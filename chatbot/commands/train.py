@@ -6,10 +6,8 @@ Thin: each parser calls a typed function in `training`. Nothing heavy is importe
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-import typing
 from typing import Any
 
 
@@ -17,46 +15,33 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+_FLAG_TYPES = {"integer": int, "number": float}
+
+
 def _train_flags(parser) -> None:
-    """One flag per `TrainConfig` field, with its docstring as help; unset flags leave the file's value alone."""
-    from training.config import TrainConfig, field_docs
-
-    docs = field_docs()
-    hints = typing.get_type_hints(TrainConfig)
-    group = parser.add_argument_group("training settings (override the --config file; defaults in brackets)")
-    for f in dataclasses.fields(TrainConfig):
-        kind = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        shown = ",".join(default) if isinstance(default, tuple) else default
-        help_text = f"{docs.get(f.name, '')} [{shown}]".replace("%", "%%")
-        if kind is bool:
-            group.add_argument(
-                _flag(f.name), dest=f"cfg_{f.name}", action=argparse_bool(), default=None, help=help_text
-            )
-        elif typing.get_origin(kind) is tuple:
-            group.add_argument(
-                _flag(f.name),
-                dest=f"cfg_{f.name}",
-                default=None,
-                metavar="A,B",
-                type=lambda s: tuple(x.strip() for x in s.split(",") if x.strip()),
-                help=help_text,
-            )
-        elif typing.get_origin(kind) is typing.Literal:
-            group.add_argument(
-                _flag(f.name), dest=f"cfg_{f.name}", default=None, choices=typing.get_args(kind), help=help_text
-            )
-        else:
-            base = next((t for t in (int, float) if kind is t), str)
-            group.add_argument(
-                _flag(f.name), dest=f"cfg_{f.name}", default=None, type=base, metavar=f.name.upper(), help=help_text
-            )
-
-
-def argparse_bool():
+    """One flag per `TrainConfig` field, read from its pydantic schema (docstring as help, default, choices); unset
+    flags leave the file's value alone, and the values are validated with the file's (`load_config`)."""
     import argparse
 
-    return argparse.BooleanOptionalAction
+    from chatbot.settings import config_schema
+    from training.config import TrainConfig
+
+    group = parser.add_argument_group("training settings (override the --config file; defaults in brackets)")
+    for name, spec in config_schema(TrainConfig)["properties"].items():
+        kind = next((s for s in spec.get("anyOf", [spec]) if s.get("type") != "null"), spec)
+        default = spec.get("default")
+        shown = ",".join(default) if isinstance(default, list) else default
+        help_text = f"{' '.join(spec.get('description', '').split())} [{shown}]".replace("%", "%%")
+        flag = dict(dest=f"cfg_{name}", default=None, help=help_text)
+        if kind.get("type") == "boolean":
+            flag["action"] = argparse.BooleanOptionalAction
+        elif kind.get("type") == "array":
+            flag.update(metavar="A,B", type=lambda s: [x.strip() for x in s.split(",") if x.strip()])
+        elif "enum" in kind:
+            flag["choices"] = kind["enum"]
+        else:
+            flag.update(metavar=name.upper(), type=_FLAG_TYPES.get(kind.get("type"), str))
+        group.add_argument(_flag(name), **flag)
 
 
 def train_overrides(args) -> dict[str, Any]:
