@@ -32,6 +32,7 @@ from chatbot.redact import redact
 from chatbot.settings import chatbot_home
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = []
+_THROTTLE_COLUMNS = ("failures", "locks", "locked_until", "last_failure", "pending")
 
 
 class NotFoundError(StoreError, KeyError):
@@ -174,6 +175,25 @@ def m102_autonomy(db: Connection) -> None:
             reason TEXT NOT NULL, actor TEXT, evidence TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL
         );
         CREATE INDEX autonomy_changes_entry ON autonomy_changes(faq_id, id)
+        """,
+    )
+
+
+@migration
+def m103_worker_state(db: Connection) -> None:
+    """What several app workers on one store must share besides conversations: who is typing in the desk's reply
+    boxes, and the login throttle's failure counts and locks per user name and per client address."""
+    _script(
+        db,
+        """
+        CREATE TABLE agent_typing (
+            conversation_id TEXT NOT NULL, agent TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (conversation_id, agent)
+        );
+        CREATE TABLE login_throttle (
+            kind TEXT NOT NULL CHECK (kind IN ('name', 'address')), name TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0, locks INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
+            last_failure REAL NOT NULL DEFAULT 0, pending INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, name)
+        )
         """,
     )
 
@@ -900,3 +920,55 @@ class Store:
         """Delete expired sessions; returns how many went (done at `warm_up` and at each login)."""
         with self.transaction() as db:
             return db.execute("DELETE FROM sessions WHERE expires_at <= ?", (time.time(),)).rowcount
+
+    # -- state the workers share --------------------------------------------------------------------------------
+    def set_typing(self, conversation_id: str, agent: str, at: float | None = None) -> None:
+        """`agent` typed in `conversation_id`'s reply box at `at` (default now; Unix time, so every worker agrees).
+        Marks older than an hour go."""
+        at = time.time() if at is None else at
+        with self.transaction() as db:
+            db.execute("INSERT INTO agent_typing VALUES (?, ?, ?) ON CONFLICT (conversation_id, agent) "
+                       "DO UPDATE SET at = excluded.at", (conversation_id, agent, at))  # fmt: skip
+            db.execute("DELETE FROM agent_typing WHERE at < ?", (at - 3600,))
+
+    def clear_typing(self, conversation_id: str, agent: str) -> None:
+        """`agent` sent or left the conversation: no longer typing there."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM agent_typing WHERE conversation_id = ? AND agent = ?", (conversation_id, agent))
+
+    def typists(self, conversation_id: str, since: float) -> list[str]:
+        """Agents who typed in `conversation_id` at or after `since` (Unix time), by name."""
+        rows = self._read("SELECT agent FROM agent_typing WHERE conversation_id = ? AND at >= ? ORDER BY agent",
+                          (conversation_id, since))  # fmt: skip
+        return [r["agent"] for r in rows]
+
+    @contextmanager
+    def login_records(self, keys: Sequence[tuple[str, str]]) -> Iterator[dict[tuple[str, str], dict[str, float]]]:
+        """The login throttle's records of `keys` (`("name", user_name)` or `("address", client_address)`), each
+        `{"failures", "locks", "locked_until", "last_failure", "pending"}` (zeros for a new one), locked against every
+        other worker until the block ends; then the changed values are written back (a record of zeros is deleted),
+        or nothing is when the block raises."""
+        keys = sorted(set(keys))  # one lock order everywhere: two workers never wait for each other's second row
+        with self.transaction() as db:
+            for kind, name in keys:
+                db.execute("INSERT INTO login_throttle (kind, name) VALUES (?, ?) ON CONFLICT DO NOTHING", (kind, name))
+            records = {}
+            for kind, name in keys:
+                row = db.execute(f"SELECT {', '.join(_THROTTLE_COLUMNS)} FROM login_throttle WHERE kind = ? "
+                                 f"AND name = ?{self.database.for_update}", (kind, name)).fetchone()  # fmt: skip
+                records[(kind, name)] = dict(row)
+            yield records
+            for (kind, name), r in records.items():
+                values = [r[c] for c in _THROTTLE_COLUMNS]
+                if not any(values):
+                    db.execute("DELETE FROM login_throttle WHERE kind = ? AND name = ?", (kind, name))
+                else:
+                    db.execute(f"UPDATE login_throttle SET {', '.join(c + ' = ?' for c in _THROTTLE_COLUMNS)} "
+                               "WHERE kind = ? AND name = ?", (*values, kind, name))  # fmt: skip
+
+    def forget_login_records(self, quiet_since: float) -> int:
+        """Delete the throttle's records with nothing in progress, no lock running and no failure since
+        `quiet_since` (Unix time); returns how many went."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM login_throttle WHERE pending = 0 AND locked_until < ? AND last_failure < ?",
+                              (time.time(), quiet_since)).rowcount  # fmt: skip

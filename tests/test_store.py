@@ -258,3 +258,61 @@ def test_users_and_sessions(store):
 def test_use_before_warm_up(chatbot_home):
     with pytest.raises(StoreError, match="warm_up"):
         Store().create_conversation()
+
+
+@pytest.fixture
+def two_workers(store, store_url):
+    """A second store on the same database, as another worker process would open it."""
+    other = Store(StoreConfig(url=store_url)).warm_up()
+    yield store, other
+    other.close()
+
+
+def test_a_session_made_by_one_worker_is_accepted_by_another(two_workers):
+    one, other = two_workers
+    one.add_user("ann", "agent", "correct horse")
+    token = one.create_session("ann", ttl_s=60)
+    assert other.session_user(token).name == "ann"
+    other.delete_session(token)
+    assert one.session_user(token) is None
+
+
+def test_typing_is_seen_by_every_worker(two_workers):
+    one, other = two_workers
+    cid = one.create_conversation()
+    one.set_typing(cid, "bob", at=1000.0)
+    one.set_typing(cid, "ann", at=1004.0)
+    other.set_typing(cid, "ann", at=1005.0)  # the same agent again: one mark, the newest
+    assert other.typists(cid, since=999.0) == ["ann", "bob"] and one.typists(cid, since=1002.0) == ["ann"]
+    other.clear_typing(cid, "ann")
+    assert one.typists(cid, since=0) == ["bob"]
+    one.set_typing(cid, "cat", at=1000.0 + 3601)  # an hour on, older marks are dropped
+    assert other.typists(cid, since=0) == ["cat"]
+
+
+def test_login_records_are_shared_locked_and_written_back(two_workers):
+    one, other = two_workers
+    keys = [("name", "ann"), ("address", "10.0.0.1")]
+    with one.login_records(keys) as records:
+        assert records[("name", "ann")] == {"failures": 0, "locks": 0, "locked_until": 0, "last_failure": 0,
+                                            "pending": 0}  # fmt: skip
+        records[("name", "ann")].update(failures=2, last_failure=5.0)
+        records[("address", "10.0.0.1")]["pending"] = 1
+    with pytest.raises(RuntimeError), other.login_records(keys) as records:
+        records[("name", "ann")]["failures"] = 99
+        raise RuntimeError("the attempt failed half-way")  # nothing of it is written
+    with other.login_records([("name", "ann")]) as records:
+        assert records[("name", "ann")]["failures"] == 2 and records[("name", "ann")]["last_failure"] == 5.0
+        records[("name", "ann")].update(failures=0, last_failure=0)  # all zeros: the record goes
+    assert [r["name"] for r in one.read("SELECT name FROM login_throttle")] == ["10.0.0.1"]
+    with pytest.raises(IntegrityError), one.login_records([("user", "ann")]):
+        pass
+
+
+def test_quiet_login_records_are_forgotten(store):
+    with store.login_records([("address", "a"), ("address", "b"), ("address", "c")]) as records:
+        records[("address", "a")].update(failures=1, last_failure=10.0)  # quiet since 10
+        records[("address", "b")].update(failures=1, last_failure=100.0)  # failed recently
+        records[("address", "c")].update(failures=1, last_failure=10.0, pending=1)  # an attempt in progress
+    assert store.forget_login_records(quiet_since=50.0) == 1
+    assert sorted(r["name"] for r in store.read("SELECT name FROM login_throttle")) == ["b", "c"]
