@@ -1,7 +1,9 @@
 """The reply language: the knowledge base's seeded detector, falling back to the conversation's language.
 
 Very short messages ("ok", "thanks") say little about the language; for those the language the conversation
-already has wins, then the configured default.
+already has wins, then the configured default. A Chinese, Japanese or Korean conversation stays so for Latin text
+without the function words of a language (an order number, "OK", a product name such as "iPhone 15 Pro Max"), and
+text with CJK characters is that script's language unless its Latin words clearly are another language.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from chatbot.config import LanguageConfig
 from knowledge_base.language import detect_language, has_cjk
 
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
+_CJK_CHARS = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+CJK_LANGUAGES = frozenset(("zh", "ja", "ko"))
 _WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 # Function words that mark a language even in a short question, where langdetect is weak (measured here: "How
@@ -48,14 +52,21 @@ def detect(text: str, config: LanguageConfig | None = None, conversation_languag
 
     CJK text is decided by script at any length. Text with fewer than `config.min_chars` letters keeps the
     conversation's language (else the default). Longer text is decided by function words when they clearly
-    point to one language, else by seeded langdetect, which also falls back to that language when unsure.
+    point to one language, else by seeded langdetect, which also falls back to that language when unsure; in a
+    Chinese, Japanese or Korean conversation only function words move Latin text to another language.
     """
     config = config or LanguageConfig()
     fallback = conversation_language or config.default
     if has_cjk(text):
-        return detect_language(text, default=fallback) or fallback
+        found = detect_language(text, default=fallback) or fallback
+        if found in CJK_LANGUAGES or stopword_language(text):
+            return found
+        # mostly Latin letters around a few CJK words ("iPhone 15 Pro Max 有货吗"): the CJK words decide
+        return detect_language("".join(_CJK_CHARS.findall(text)), default=fallback) or fallback
     if len(_LETTERS.findall(text)) < config.min_chars:
         return fallback
+    if fallback in CJK_LANGUAGES:
+        return stopword_language(text) or fallback
     return stopword_language(text) or detect_language(text, default=fallback) or fallback
 
 

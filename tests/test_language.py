@@ -41,3 +41,23 @@ def test_detection_is_deterministic():
 def test_model_languages_come_from_config():
     assert model_speaks("en") and not model_speaks("es")
     assert model_speaks("es", LanguageConfig(model_languages=("en", "es")))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["好的", "谢谢", "退款?", "嗯", "OK", "ok", "A1234567890", "SF1234567890 到哪了", "Order ABC-12345 status",
+     "iPhone 15 Pro Max", "Nike Air Max 90 size 42", "iPhone 15 Pro Max 有货吗", "👍"],
+)  # fmt: skip
+def test_a_chinese_conversation_stays_chinese(text):
+    assert detect(text, conversation_language="zh") == "zh"
+
+
+@pytest.mark.parametrize(("text", "expected"), [("好的", "zh"), ("谢谢", "zh"), ("退款?", "zh"), ("有货吗", "zh")])
+def test_chinese_text_is_chinese_in_any_conversation(text, expected):
+    assert detect(text, conversation_language="en") == expected
+    assert detect("MacBook Pro 2023 的电池多少钱", conversation_language="en") == "zh"
+
+
+def test_an_english_sentence_moves_a_chinese_conversation_to_english():
+    assert detect("Where is my order? I paid last week.", conversation_language="zh") == "en"
+    assert detect("Can you tell me the delivery time for this?", conversation_language="zh") == "en"
