@@ -15,14 +15,12 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from chatbot.claims import FACT_HINT, NUMBER_WORDS, extract_facts
 from chatbot.config import RoutingConfig
+from chatbot.records import Route
 from knowledge_base.config import KBConfig
 from knowledge_base.records import Hit
-
-Route = Literal["answer", "draft", "handoff"]
 
 HUMAN_PHRASES = (
     # English

@@ -27,12 +27,16 @@ _MD_META = re.compile(r"^(id|category|language|alt)\s*:\s*(.*)$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem in a file; `line` is 1-based (0 = the file as a whole)."""
+    """One problem in a file (an FAQ, a training log); `line` is 1-based (0 = the file as a whole); `path` when the
+    message is read away from its file."""
 
     line: int
     message: str
+    path: str = ""
 
     def __str__(self) -> str:
+        if self.path:
+            return f"{self.path}:{self.line}: {self.message}"
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 

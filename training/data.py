@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.records import Turn
+from knowledge_base.loaders import Problem
 
 ROLE_ALIASES = {"user": "user", "customer": "user", "assistant": "assistant", "agent": "assistant", "system": "system"}
 QUESTION_COLUMNS = ("question", "instruction", "query", "customer")
@@ -53,18 +54,6 @@ class Conversation:
             elif turn.role == "assistant" and turn.content.strip() and seen_user:
                 n += 1
         return n
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A bad row: where it is and what is wrong."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
 
 
 class LogError(ValueError):
@@ -250,7 +239,7 @@ def load_logs(path: str | Path, strict: bool = False, redact: bool = True) -> tu
                 conv = clean_conversation(item, redact=redact, report=report)
                 _check(conv)
             except ValueError as exc:
-                problem = Problem(str(path), line_no, str(exc))
+                problem = Problem(line_no, str(exc), path=str(path))
                 if strict:
                     raise LogError(
                         f"{path}: bad row (use the default lenient mode to skip bad rows)", [problem]
