@@ -12,7 +12,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--host", help="address to listen on (default: [server] host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: [server] port, 8000)")
-    parser.set_defaults(func=lambda args: serve(args.config, args.host, args.port))
+    parser.add_argument("--workers", type=int, help="processes on the port, each with its own model, on one store "
+                        "(default: [server] workers, 1)")  # fmt: skip
+    parser.set_defaults(func=lambda args: serve(args.config, args.host, args.port, args.workers))
 
     users = subparsers.add_parser("users", help="agent and admin accounts for the web app")
     sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
