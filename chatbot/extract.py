@@ -51,8 +51,9 @@ _ABBREVIATIONS = frozenset(
 )  # fmt: skip
 # A sentence ends at . ! ? (and closing quotes or brackets) followed by space and a capital, a digit or an opening
 # quote or bracket.
-_BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-_TERMINAL = re.compile(r"[.!?:;,][\"')\]]*$")
+_BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|[。！？；][”’」』)）]*\s*")
+"""A sentence end: English before a space and a capital or digit, Chinese (。！？；) wherever it stands."""
+_TERMINAL = re.compile(r"[.!?:;,。！？；：，][\"')\]”’」』）]*$")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u2013]|\d{1,2}[.)])\s+")
 _DEPENDENT = re.compile(
     r"^(?:then|next|after that|afterwards|finally|also|however|otherwise|instead|this|that|these|those|it|they|"
@@ -136,7 +137,7 @@ def _sentences(line: str) -> list[str]:
         head = line[start : match.start()].rstrip()
         last = head.rsplit(None, 1)[-1] if head.strip() else ""
         word = last.strip("\"'([").lower()
-        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+        if match.group()[0] in ".!?" and (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
             continue  # "e.g. Visa", "U.S. Department", "J. Smith"
         out.append(line[start : match.end()])
         start = match.end()
@@ -297,7 +298,8 @@ def _render(parsed: _Parsed, chosen: Sequence[int]) -> str:
         seg = parsed.segments[i]
         if k:
             prev = parsed.segments[chosen[k - 1]]
-            out.append(" " if i == chosen[k - 1] + 1 and prev.line == seg.line else "\n")
+            same_line = " " if not prev.text.endswith(tuple("。！？；”’」』）")) else ""  # no space after Chinese
+            out.append(same_line if i == chosen[k - 1] + 1 and prev.line == seg.line else "\n")
         out.append(seg.text)
     return "".join(out)
 
