@@ -43,7 +43,8 @@ def _doc2dial(folder, n_dialogues: int = 12):
                       "grounding": {"text": text, "answer_start": start}, "agent_reply": reply})  # fmt: skip
         turns.append({"id": f"d{i}_1", "dial_id": f"d{i}", "turn_id": 1, "domain": "studentaid",
                       "doc_id": f"{key}#1_0", "history": history[:1],
-                      "grounding": {"text": text, "answer_start": start}, "agent_reply": "What would you like to know?"})  # fmt: skip
+                      "grounding": {"text": text, "answer_start": start},
+                      "agent_reply": "What would you like to know?"})  # fmt: skip
     (d2d / "documents_validation_no_dmv.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (d2d / "turns_validation_no_dmv.jsonl").write_text("".join(json.dumps(t) + "\n" for t in turns))
     return folder

@@ -38,19 +38,19 @@ THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 class LearnBenchConfig:
     """The sizes and settings of one `chatbot bench learn` run (each is a flag)."""
 
-    batch_size: int = 30
+    batch_size: int = 40
     """Conversations in batch 1 and in batch 2 (one agent turn of each)."""
     tune_size: int = 12
     """Conversations of the tuning part (threshold reading, the gate's `[eval]` queries)."""
     threshold: float = 0.4
     """ROUGE-L F1 of a draft against the agent's reply from which the agent sends it unedited."""
-    steps: int = 30
+    steps: int = 20
     """Optimizer steps of each training run."""
     train_batch: int = 4
     """Examples per training step."""
     max_length: int = 384
     """Most tokens of one training example."""
-    learning_rate: float = 1e-4
+    learning_rate: float = 2e-4
     seeds: tuple[int, ...] = (0,)
     """Training seeds; each trains both the learned and the control adapter."""
     split_seed: int = 0

@@ -94,13 +94,13 @@ def register(subparsers) -> None:
     p.add_argument("--adapter", help="starting adapter folder or `none` (default: the shipped training/adapter)")
     p.add_argument("--backend", choices=("transformers", "llamacpp"), default="llamacpp",
                    help="generation backend for the replays [llamacpp]")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=30, help="conversations in batch 1 and in batch 2 [30]")
+    p.add_argument("--batch-size", type=int, default=40, help="conversations in batch 1 and in batch 2 [40]")
     p.add_argument("--tune-size", type=int, default=12, help="conversations of the tuning part [12]")
     p.add_argument("--threshold", type=float, default=0.4, help="ROUGE-L F1 to send a draft unedited [0.4]")
-    p.add_argument("--steps", type=int, default=30, help="optimizer steps per training run [30]")
+    p.add_argument("--steps", type=int, default=20, help="optimizer steps per training run [20]")
     p.add_argument("--train-batch", type=int, default=4, help="examples per training step [4]")
     p.add_argument("--max-length", type=int, default=384, help="most tokens of a training example [384]")
-    p.add_argument("--learning-rate", type=float, default=1e-4, help="peak learning rate [1e-4]")
+    p.add_argument("--learning-rate", type=float, default=2e-4, help="peak learning rate [2e-4]")
     p.add_argument("--seeds", default="0", help="training seeds, comma-separated; each trains both adapters [0]")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the split into parts [0]")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the spread [1000]")
