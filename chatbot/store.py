@@ -967,8 +967,8 @@ class Store:
                                "WHERE kind = ? AND name = ?", (*values, kind, name))  # fmt: skip
 
     def forget_login_records(self, quiet_since: float) -> int:
-        """Delete the throttle's records with nothing in progress, no lock running and no failure since
-        `quiet_since` (Unix time); returns how many went."""
+        """Delete the throttle's records with nothing in progress and neither a lock nor a failure since
+        `quiet_since` (the throttle's clock); returns how many went."""
         with self.transaction() as db:
             return db.execute("DELETE FROM login_throttle WHERE pending = 0 AND locked_until < ? AND last_failure < ?",
-                              (time.time(), quiet_since)).rowcount  # fmt: skip
+                              (quiet_since, quiet_since)).rowcount  # fmt: skip

@@ -59,7 +59,9 @@ def create_app(config: Any = None, engine: Any = None, *, follow: bool = False) 
     app.state.engine = engine
     app.state.active = active
     limits = config.limits
-    throttle = LoginThrottle(limits.login_failures, limits.login_address_failures, limits.login_lockout_s)
+    # the counts in the store: every worker on it counts the same failures
+    throttle = LoginThrottle(limits.login_failures, limits.login_address_failures, limits.login_lockout_s,
+                             store=store)  # fmt: skip
     app.state.login_throttle = throttle
     pages: dict[str, Any] = {}  # mount prefix -> Blocks, filled below once the pages are built
     app.add_middleware(GradioEndpointCheck, pages=pages)  # innermost: unknown endpoints after the login check
