@@ -14,7 +14,6 @@ service, never the store's desk methods directly.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -98,8 +97,6 @@ class Desk:
         self.store = store
         self.config = config
         self.autonomy = Autonomy(store, config)
-        self._typing: dict[str, dict[str, float]] = {}
-        self._lock = threading.Lock()
 
     # -- reading ----------------------------------------------------------------------------------------------
     def inbox(self, state: State | None = None, search: str = "", limit: int = 200) -> list[InboxItem]:
@@ -153,19 +150,15 @@ class Desk:
     # -- typing -----------------------------------------------------------------------------------------------
     def typing(self, conversation_id: str, agent: str) -> None:
         """`agent` pressed a key in the reply box of `conversation_id`."""
-        with self._lock:
-            self._typing.setdefault(conversation_id, {})[agent] = time.monotonic()
+        self.store.set_typing(conversation_id, agent, time.time())  # in the store: agents on other workers see it
 
     def typists(self, conversation_id: str, excluding: str | None = None) -> tuple[str, ...]:
         """Agents who typed in `conversation_id` within `[desk] typing_s`, by name."""
-        horizon = time.monotonic() - self.config.desk.typing_s
-        with self._lock:
-            recent = self._typing.get(conversation_id, {})
-            return tuple(sorted(a for a, t in recent.items() if t >= horizon and a != excluding))
+        horizon = time.time() - self.config.desk.typing_s
+        return tuple(a for a in self.store.typists(conversation_id, horizon) if a != excluding)
 
     def _stop_typing(self, conversation_id: str, agent: str) -> None:
-        with self._lock:
-            self._typing.get(conversation_id, {}).pop(agent, None)
+        self.store.clear_typing(conversation_id, agent)
 
     # -- states and assignment --------------------------------------------------------------------------------
     def assign(self, conversation_id: str, agent: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from chatbot.config import AppConfig, BusinessHours, DeskConfig
 from chatbot.desk import Desk, DeskError, StaleDraftError, state_of
 from chatbot.notices import EN, TABLES, handoff_notice
+from chatbot.store import Store
 
 
 @pytest.fixture
@@ -202,12 +203,23 @@ def test_typing_is_seen_by_the_other_agents_for_a_while(engine, desk, monkeypatc
     desk.typing(cid, "ann")
     assert desk.view(cid, agent="ada").typing == ("ann",)
     assert desk.view(cid, agent="ann").typing == ()
-    clock = time.monotonic() + engine.config.desk.typing_s + 1
-    monkeypatch.setattr("chatbot.desk.time.monotonic", lambda: clock)
+    clock = time.time() + engine.config.desk.typing_s + 1
+    monkeypatch.setattr("chatbot.desk.time.time", lambda: clock)
     assert desk.view(cid, agent="ada").typing == ()
     desk.typing(cid, "ann")
     desk.reply(cid, "ann", "Sent.")  # sending ends typing
     assert desk.typists(cid) == ()
+
+
+def test_typing_on_one_worker_is_seen_on_another(engine, desk):
+    other = Desk(Store(engine.config.store).warm_up(), engine.config)  # another process on the same database
+    cid = engine.start_conversation()
+    engine.request_human(cid)
+    desk.typing(cid, "ann")
+    assert other.view(cid, agent="ada").typing == ("ann",)
+    other.reply(cid, "ann", "Sent from the other worker.")
+    assert desk.typists(cid) == ()
+    other.store.close()
 
 
 # -- business hours --------------------------------------------------------------------------------------------
