@@ -231,7 +231,8 @@ _NEGATIONS = _words("not no never cannot none nothing nobody nowhere neither nor
 )
 _POLICY_ZH = _words("""
 免费 包邮 保证 担保 无限 永久 终身 全额 折扣 优惠 赔偿 补偿 退款 立即 立刻 优先 例外 随时 任何 所有 总是 永远 一律
-""")
+贵 昂贵 便宜 实惠 划算
+""")  # "门票贵吗？" -> "门票贵。" where the source says the ticket is free: a price judgement is policy
 _IRREGULAR = {
     "sent": "send", "paid": "pay", "bought": "buy", "got": "get", "gotten": "get", "made": "make", "took": "take",
     "taken": "take", "gave": "give", "given": "give", "found": "find", "kept": "keep", "shown": "show",
@@ -710,6 +711,20 @@ def _check_promise(sentence: str) -> str:
     return f"promises an action the bot cannot take ({_quote(words[:4])})"
 
 
+_NOT_TEXT = re.compile(r"[\W_]+")
+
+
+def _check_repeats(sentence: str, evidence: Evidence) -> str:
+    """A sentence that is the customer's own message (or part of it) again answers nothing: "麻烦你把地址发给我。"
+    written back for "好的，麻烦你把地址发给我。" (found reading Qwen2.5's Chinese replies)."""
+    text = _NOT_TEXT.sub("", _normal(sentence)).lower()
+    if len(text) < 8:
+        return ""
+    if any(text in _NOT_TEXT.sub("", _normal(message)).lower() for message in evidence.customer):
+        return "repeats the customer's message instead of answering it"
+    return ""
+
+
 def _check_contacts(sentence: str, index: _Index) -> str:
     text = _normal(sentence)
     for email in _EMAIL.findall(text):
@@ -997,6 +1012,7 @@ def _judge(sentence: str, evidence: Evidence, after_yes: bool = False) -> tuple[
         return _ok(sentence), False, _substance(tokens, masked, index)
     checks = (
         lambda: _check_promise(sentence),
+        lambda: _check_repeats(sentence, evidence),
         lambda: _check_yes_then_no(sentence, after_yes, negation),
         lambda: _check_yes_says_what(sentence, tokens, after_yes, evidence, index),
         lambda: _check_contacts(sentence, index),

@@ -155,3 +155,46 @@ def test_negation_is_split_off_the_word_it_negates():
     assert chinese.words("没有健身房") == ("没有", "健身房")
     assert "不客气" in chinese.words("不客气")
     assert "无理由" in chinese.words("可以申请无理由退货")
+
+
+# Replies Qwen2.5-Coder-0.5B-Instruct wrote on the held-out CrossWOZ test FAQ that an earlier version of this check
+# let through or caught; the texts are the model's, the sources and questions CrossWOZ's.
+@pytest.mark.parametrize(
+    ("source", "question", "reply", "reason"),
+    [
+        ("三里屯酒吧街：门票免费，感觉行不？", "收到，三里屯酒吧街家门票贵吗？", "三里屯酒吧街家门票贵。",
+         "repeats the customer's message"),
+        ("三里屯酒吧街：门票免费，感觉行不？", "三里屯酒吧街的门票贵不贵？", "三里屯酒吧街的门票很贵。",
+         "says '贵', which only the customer said"),
+        ("大鸭梨烤鸭店(旧宫店)：行啊，地址是旧宫镇商业街甲61号。", "好的，麻烦你把大鸭梨烤鸭店(旧宫店)家地址发给我。",
+         "好的，麻烦你把大鸭梨烤鸭店(旧宫店)家地址发给我。", "repeats the customer's message"),
+        ("如家商旅酒店(北京牡丹园地铁站店)：它的价格是512元。",
+         "那如家商旅酒店(北京牡丹园地铁站店)的酒店的价格是多少，我们公司有报销范围。",
+         "如家商旅酒店(北京牡丹园地铁站店)的酒店的价格是512元。我们公司有报销范围。",
+         "repeats the customer's message"),
+        ("维也纳国际酒店(北京广安门店)：很容易的，你记一下啊，电话是010-85007421。",
+         "我不知道维也纳国际酒店(北京广安门店)的联系电话，你能帮我弄到吗？", "我会把问题转给同事。",
+         "promises an action the bot cannot take"),
+    ],
+)  # fmt: skip
+def test_false_replies_the_chinese_model_wrote(source, question, reply, reason):
+    report = check_reply(reply, Evidence((source,), customer=(question,)))
+    assert not report.ok and reason in report.reason, report.reason
+
+
+@pytest.mark.parametrize(
+    ("source", "question", "reply"),
+    [
+        ("小吊梨汤(畅春园店)：地址是在颐和园路8号畅春园美食街A20A号(海淀桥北东家全味海淀体育馆)。",
+         "小吊梨汤(畅春园店)的地址是在哪啊？", "小吊梨汤(畅春园店)的地址是在颐和园路8号畅春园美食街A20A号。"),
+        ("速8酒店(北京潘家园路店)：抱歉，不提供国内长途电话。", "速8酒店(北京潘家园路店)提供免费国内长途电话吗？",
+         "抱歉，不提供国内长途电话。"),
+        ("汉拿山：营业时间是周一至周日 10:00-22:00。", "行，汉拿山的营业时间是？",
+         "行，汉拿山的营业时间是周一至周日 10:00-22:00。"),
+        ("大渔铁板烧(蓝色港湾店)：电话01059056235、01059056237。", "行，大渔铁板烧(蓝色港湾店)家电话是多少？",
+         "行，大渔铁板烧(蓝色港湾店)家电话是01059056235、01059056237。"),
+    ],
+)  # fmt: skip
+def test_true_replies_the_chinese_model_wrote(source, question, reply):
+    report = check_reply(reply, Evidence((source,), customer=(question,)))
+    assert report.ok, report.reason
