@@ -446,6 +446,21 @@ class ResolutionConfig:
 
 
 @dataclass
+class GapsConfig:
+    similarity: float = 0.5
+    """Cosine similarity (the KB's embedder) two agent-answered questions need, on average over their groups, to be
+    offered as one new FAQ entry (average-linkage clustering; `chatbot/gaps.py`)."""
+    min_questions: int = 2
+    """Questions a group needs before the admin page suggests it."""
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.similarity <= 1.0:
+            raise ValueError("gaps.similarity must be a cosine similarity between -1 and 1 (e.g. 0.5)")
+        if self.min_questions < 1:
+            raise ValueError("gaps.min_questions must be >= 1")
+
+
+@dataclass
 class AppConfig:
     kb: KBConfig = field(default_factory=KBConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -462,6 +477,7 @@ class AppConfig:
     desk: DeskConfig = field(default_factory=DeskConfig)
     autonomy: AutonomyConfig = field(default_factory=AutonomyConfig)
     resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
+    gaps: GapsConfig = field(default_factory=GapsConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> AppConfig:

@@ -4,10 +4,12 @@ model (the base model and the LoRA adapters, with what their figures mean)."""
 
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
 import difflib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from chatbot.settings import chatbot_home
 from ui.render import as_text
 
 MAX_FAQ_BYTES = 5 * 1024 * 1024
@@ -390,6 +392,112 @@ class AdminPage:
         unanswered = [[r["question"], r["n"]] for r in stats["top_unanswered"]]  # Dataframe cells are plain text
         return summary, per_day_plot(stats["per_day"]), routes_plot(stats["routes"]), unanswered
 
+    # -- resolution, autonomy, gaps -------------------------------------------------------------------------------
+    def resolution(self, days: int = 30) -> tuple[str, Any, Any, list[list[Any]]]:
+        """The resolution figures (`chatbot.resolution`): a table of each figure's value with its definition, a plot
+        of the shares per day, a plot of handoffs per day by reason, and a row per FAQ entry."""
+        from chatbot.resolution import Resolution
+
+        figures = Resolution(self.engine.store, self.engine.config, days=days).figures()
+        rows = ["| figure | value | counted | definition |", "|---|---:|---:|---|"]
+        for name, f in figures.items():
+            rows.append(f"| {name} | {_figure_value(name, f['value'])} | {f['n']} | {as_text(f['definition'])} |")
+        reasons = figures["handoffs"]["counts"]
+        rows.append("")
+        rows.append("Handoffs by reason: " + ", ".join(f"{k} {v}" for k, v in reasons.items() if k != "handoffs"))
+        entries: dict[str, dict[str, Any]] = {}
+        for name in ("contained", "confirmed", "durable", "acceptance", "edit_distance"):
+            for e in figures[name]["per_entry"]:
+                entries.setdefault(e["faq_id"], {})[name] = e["value"]
+        table = [[faq_id, *(_figure_value(n, v.get(n)) for n in ("contained", "confirmed", "durable", "acceptance",
+                                                                   "edit_distance"))]
+                 for faq_id, v in sorted(entries.items())]  # fmt: skip
+        summary = f"Last {days} days.\n\n" + "\n".join(rows)
+        return summary, resolution_plot(figures), handoff_plot(figures["handoffs"]), table
+
+    def autonomy_entries(self) -> list[str]:
+        """The FAQ's entries and any other entry the store knows (an older version's), sorted."""
+        from knowledge_base.kb import NoSnapshotError
+
+        try:
+            current = {e.id for e in self.kb.entries()}
+        except NoSnapshotError:
+            current = set()
+        return sorted(current | set(self.engine.autonomy.known_entries()))
+
+    def autonomy_rows(self) -> list[list[Any]]:
+        """Each entry's mode (its own and under `[routing] mode`), whether pinned, the evidence since its last change
+        and that change's reason."""
+        rows = []
+        for e in self.engine.autonomy.overview(self.autonomy_entries()):
+            ev = e["evidence"]
+            last = e["history"][-1]["reason"] if e["history"] else "new entry: [autonomy] initial"
+            rows.append([e["faq_id"], e["mode"], e["effective"], "📌" if e["pinned"] else "", ev["drafts"],
+                         f"{ev['unedited_share']:.0%}" if ev["drafts"] else "—", ev["corrections"], ev["thumbs_down"],
+                         last])  # fmt: skip
+        return rows
+
+    def autonomy_history(self, faq_id: str | None) -> list[list[Any]]:
+        """One entry's changes, newest first: when, mode, pinned, reason, by whom."""
+        if not faq_id:
+            return []
+        return [[_when(c.at), c.mode, "📌" if c.pinned else "", c.reason, c.actor or "the rule"]
+                for c in reversed(self.engine.autonomy.history(faq_id))]  # fmt: skip
+
+    def pin_mode(self, faq_id: str | None, mode: str | None, admin: str) -> str:
+        """Pin an entry's mode (`shadow`, `draft`, `auto`) or unpin it (`unpin`)."""
+        if not faq_id:
+            return "Choose an FAQ entry."
+        if mode not in (*AUTONOMY_MODES, "unpin"):
+            return f"❌ Choose a mode: {', '.join(AUTONOMY_MODES)} or unpin."
+        self.engine.autonomy.pin(faq_id, None if mode == "unpin" else mode, admin)
+        if mode == "unpin":
+            return f"✅ {_code(faq_id)} is unpinned: reviews promote and demote it again."
+        return f"✅ {_code(faq_id)} is pinned at **{mode}** until unpinned."
+
+    def gap_suggestions(self, days: int = 30) -> list[Any]:
+        """New FAQ entries to offer (`chatbot.gaps`): agent-answered questions that had no good source and that the
+        FAQ in use still does not answer, grouped by meaning."""
+        from chatbot.gaps import answered_gaps, suggest
+        from chatbot.routing import asks_for_human
+
+        cfg = self.engine.config
+        questions = answered_gaps(self.engine.store, days, languages=self.answer_languages(),
+                                  asks_for_person=lambda t: asks_for_human(t, cfg.routing.human_phrases))  # fmt: skip
+        if self.kb.current_version is not None:
+            questions = [q for q in questions if not self._answered_now(q.question)]
+        return suggest(questions, self.kb.embedder.encode, cfg.gaps)
+
+    def _answered_now(self, question: str) -> bool:
+        hits = self.kb.search(question, k=1).hits
+        return bool(hits) and hits[0].score >= self.engine.config.kb.draft_threshold
+
+    def gaps_table(self, suggestions: list[Any]) -> list[list[Any]]:
+        """Suggestions as rows: question, answer, other phrasings, conversations."""
+        return [[s.question, s.answer, "\n".join(s.alt_questions), len(s.conversations)] for s in suggestions]
+
+    def add_gap(self, question: str | None, days: int = 30, force: bool = False) -> str:
+        """Add the suggestion whose question is `question` as a new FAQ entry in one action: written as an FAQ file,
+        validated, merged into the FAQ in use and made current through the answer-quality gate (`build_faq`)."""
+        from knowledge_base.loaders import validate_faq
+
+        if not question:
+            return "Choose a suggestion."
+        chosen = next((s for s in self.gap_suggestions(days) if s.question == question), None)
+        if chosen is None:
+            return (f"❌ No suggestion asks {as_text(question)!r} any more (added already, or the FAQ now answers "
+                    "it): refresh the suggestions.")  # fmt: skip
+        entry = chosen.entry(taken=set(self.autonomy_entries()))
+        folder = chatbot_home() / "gaps"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{entry.id}.jsonl"
+        path.write_text(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+        problems = validate_faq(path)
+        if problems:
+            return "❌ Not added: " + "; ".join(as_text(p.message) for p in problems)
+        update = self.plan_update(path, "merge")
+        return self.build_faq(update.checked(), "merge", force=force)
+
     # -- the model ----------------------------------------------------------------------------------------------
     def serving(self, known: list | None = None) -> str:
         """The registry name of what the engine serves (`none`: the base model); the backend's own name for an
@@ -513,6 +621,66 @@ def routes_plot(routes: dict[str, int]) -> Any:
     return fig
 
 
+AUTONOMY_MODES = ("shadow", "draft", "auto")
+SHARE_FIGURES = ("contained", "confirmed", "durable", "acceptance")
+
+
+def _figure_value(name: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if name in (*SHARE_FIGURES, "handoffs"):
+        return f"{value:.0%}"
+    if name == "first_human_reply":
+        return f"{value / 60:.1f} min"
+    return f"{value:.1f} words"
+
+
+def _when(at: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def resolution_plot(figures: dict[str, Any]) -> Any:
+    """Contained, confirmed and durable resolution and copilot acceptance per day (shares)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 2.8), dpi=90)
+    ax = fig.add_subplot()
+    for name, color in zip(SHARE_FIGURES, ("#16a34a", "#2563eb", "#7c3aed", "#f59e0b"), strict=True):
+        days = figures[name]["per_day"]
+        ax.plot([d["day"][5:] for d in days], [d["value"] for d in days], marker="o", color=color, label=name)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Resolution per day")
+    ax.legend(loc="lower left", fontsize=7)
+    ax.tick_params(axis="x", labelsize=7, rotation=45)
+    fig.tight_layout()
+    return fig
+
+
+def handoff_plot(handoffs: dict[str, Any]) -> Any:
+    """Handoffs per day, stacked by reason."""
+    from matplotlib.figure import Figure
+
+    from chatbot.resolution import HANDOFF_REASONS
+
+    fig = Figure(figsize=(5, 2.8), dpi=90)
+    ax = fig.add_subplot()
+    days = [d["day"][5:] for d in handoffs["per_day"]]
+    bottom = [0] * len(days)
+    for reason in HANDOFF_REASONS:
+        counts = [d["counts"][reason] for d in handoffs["per_day"]]
+        if any(counts):
+            ax.bar(days, counts, bottom=bottom, label=reason)
+            bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    ax.set_title("Handoffs per day by reason")
+    if any(bottom):
+        ax.legend(loc="upper left", fontsize=7)
+    ax.tick_params(axis="x", labelsize=7, rotation=45)
+    fig.tight_layout()
+    return fig
+
+
 def build(engine: Any) -> Any:
     """The admin page as Gradio Blocks."""
     import gradio as gr
@@ -555,6 +723,43 @@ def build(engine: Any) -> Any:
                                       elem_id="figures-unanswered",
                                       label="Top questions the FAQ does not answer (requests for a person and "
                                       "languages the bot does not answer in are counted apart, above)")  # fmt: skip
+        with gr.Tab("Resolution", elem_id="tab-resolution"):
+            resolution_refresh = gr.Button("Refresh", size="sm")
+            resolution_summary = gr.Markdown("", elem_id="resolution-summary")
+            with gr.Row():
+                resolution_days = gr.Plot(label="Resolution per day")
+                handoff_days = gr.Plot(label="Handoffs per day by reason")
+            resolution_entries = gr.Dataframe(
+                headers=["FAQ entry", "contained", "confirmed", "durable", "acceptance", "edit distance"],
+                interactive=False, label="Per FAQ entry", elem_id="resolution-entries",
+            )  # fmt: skip
+        with gr.Tab("Autonomy", elem_id="tab-autonomy"):
+            gr.Markdown("Each FAQ entry's mode: **shadow** (an agent writes the reply; the bot's draft is a "
+                        "suggestion), **draft** (an agent approves the bot's draft), **auto** (the bot sends). "
+                        "Reviews promote an entry one step and a correction or 👎 demotes it at once; "
+                        "`[routing] mode` is the ceiling. Pin a mode to keep an entry there.")  # fmt: skip
+            autonomy_table = gr.Dataframe(
+                headers=["FAQ entry", "mode", "under the ceiling", "pinned", "drafts", "unedited", "corrections",
+                         "👎", "last change"], interactive=False, elem_id="autonomy-table",
+            )  # fmt: skip
+            with gr.Row():
+                autonomy_entry = gr.Dropdown(label="FAQ entry", choices=[], elem_id="autonomy-entry")
+                autonomy_mode = gr.Radio([*AUTONOMY_MODES, "unpin"], label="Pin at", elem_id="autonomy-mode")
+                autonomy_pin = gr.Button("Pin", elem_id="autonomy-pin")
+            autonomy_status = gr.Markdown("", elem_id="autonomy-status")
+            autonomy_history = gr.Dataframe(headers=["when", "mode", "pinned", "reason", "by"], interactive=False,
+                                            label="The chosen entry's history", elem_id="autonomy-history")  # fmt: skip
+        with gr.Tab("Gaps", elem_id="tab-gaps"):
+            gr.Markdown("Questions the FAQ had no good source for that agents answered, grouped by meaning. Add a "
+                        "group as a new FAQ entry in one step: it is merged into the FAQ in use through the same "
+                        "validation and answer check as an upload.")  # fmt: skip
+            gaps_refresh = gr.Button("Refresh", size="sm")
+            gaps_table = gr.Dataframe(headers=["question", "agents' answer", "other phrasings", "conversations"],
+                                      interactive=False, wrap=True, elem_id="gaps-table")  # fmt: skip
+            with gr.Row():
+                gap_choice = gr.Dropdown(label="Suggestion", choices=[], elem_id="gaps-choice")
+                gap_add = gr.Button("Add as an FAQ entry", variant="primary", elem_id="gaps-add")
+            gap_status = gr.Markdown("", elem_id="gaps-status")
         with gr.Tab("Model", elem_id="tab-model"):
             adapter_info = gr.Markdown("", elem_id="model-info")
             with gr.Row():
@@ -606,6 +811,33 @@ def build(engine: Any) -> Any:
                     *page.figures(), info,
                     gr.update(choices=choices, value=page.serving()))  # fmt: skip
 
+        def on_resolution(request: gr.Request):
+            require_admin(store, request)
+            return page.resolution()
+
+        def on_autonomy(request: gr.Request):
+            require_admin(store, request)
+            return page.autonomy_rows(), gr.update(choices=page.autonomy_entries())
+
+        def on_pin(faq_id: str | None, how: str | None, request: gr.Request):
+            admin = require_admin(store, request)
+            status = page.pin_mode(faq_id, how, admin)
+            return status, page.autonomy_rows(), page.autonomy_history(faq_id)
+
+        def on_entry(faq_id: str | None, request: gr.Request):
+            require_admin(store, request)
+            return page.autonomy_history(faq_id)
+
+        def on_gaps(request: gr.Request):
+            require_admin(store, request)
+            suggestions = page.gap_suggestions()
+            return page.gaps_table(suggestions), gr.update(choices=[s.question for s in suggestions], value=None)
+
+        def on_gap_add(question: str | None, request: gr.Request):
+            require_admin(store, request)
+            status = page.add_gap(question)
+            return (status, *on_gaps(request), page.versions_table())
+
         def on_adapter(name: str | None, forced: bool, request: gr.Request):
             require_admin(store, request)
             status = page.activate_adapter(name, force=bool(forced))
@@ -627,5 +859,15 @@ def build(engine: Any) -> Any:
         adapter_go.click(
             on_adapter, [adapter, adapter_force], [adapter_status, adapter_info], api_name="activate_adapter"
         )
+        resolution_outputs = [resolution_summary, resolution_days, handoff_days, resolution_entries]
+        resolution_refresh.click(on_resolution, None, resolution_outputs, api_name="resolution")
+        demo.load(on_resolution, None, resolution_outputs, api_visibility="private")
+        demo.load(on_autonomy, None, [autonomy_table, autonomy_entry], api_name="autonomy")
+        autonomy_entry.change(on_entry, [autonomy_entry], [autonomy_history], api_name="autonomy_history")
+        autonomy_pin.click(on_pin, [autonomy_entry, autonomy_mode], [autonomy_status, autonomy_table, autonomy_history],
+                           api_name="pin_mode")  # fmt: skip
+        demo.load(on_gaps, None, [gaps_table, gap_choice], api_visibility="private")
+        gaps_refresh.click(on_gaps, None, [gaps_table, gap_choice], api_name="gaps")
+        gap_add.click(on_gap_add, [gap_choice], [gap_status, gaps_table, gap_choice, versions], api_name="add_gap")
     demo.page = page
     return demo
