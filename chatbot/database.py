@@ -1,11 +1,12 @@
 """The two databases behind the store, through one small API: SQLite (the default, one file, WAL) and PostgreSQL
 (psycopg 3 with its connection pool, for several app workers on one store).
 
-Not an ORM: the store writes SQL once, with `?` placeholders and what both databases accept (`INSERT ...
-RETURNING id`, `ON CONFLICT ... DO UPDATE` upserts). The PostgreSQL side rewrites only what differs: placeholders,
-and in `CREATE`/`ALTER TABLE`, SQLite's `INTEGER PRIMARY KEY AUTOINCREMENT` (an identity column), `REAL` (a double,
-not PostgreSQL's 4-byte real) and `BLOB` (bytea). The few expressions that differ (a timestamp's day, row locks)
-are `Database` attributes the store puts into its SQL.
+Not an ORM: the store writes SQL once, with `?` placeholders and what both databases accept (`ON CONFLICT ... DO
+UPDATE` upserts); `Connection.insert` returns a new row's id (SQLite's `lastrowid`, PostgreSQL's `RETURNING id`).
+The PostgreSQL side rewrites only what differs: placeholders, and in `CREATE`/`ALTER TABLE`, SQLite's `INTEGER
+PRIMARY KEY AUTOINCREMENT` (an identity column), `REAL` (a double, not PostgreSQL's 4-byte real) and `BLOB`
+(bytea). The few expressions that differ (a timestamp's day, row locks) are `Database` attributes the store puts
+into its SQL.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Connection(Protocol):
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def insert(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run an `INSERT` of one row into a table with an `id` column; returns the new row's id."""
+        ...
 
 
 class Database(Protocol):
@@ -107,6 +112,9 @@ class _SQLiteConnection:
             self.db.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(f"the database refused the write: {exc}") from exc
+
+    def insert(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return int(self.execute(sql, args).lastrowid)  # cheaper than RETURNING here
 
 
 class SQLiteDatabase:
@@ -223,6 +231,9 @@ class _PostgresConnection:
             return self.conn.execute(postgres_sql(sql), tuple(args))
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(f"the database refused the write: {exc}") from exc
+
+    def insert(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return int(self.execute(sql + " RETURNING id", args).fetchone()[0])
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         import psycopg

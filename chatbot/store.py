@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -362,12 +362,10 @@ class Store:
         order = self.database.insertion_order
         return [r[0] for r in self.read(f"SELECT name FROM _migrations ORDER BY {order}")]
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One write transaction; rolled back entirely on any error. Its `execute(sql, args)` takes `?`
-        placeholders on either database."""
-        with self.database.transaction() as db:
-            yield db
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One write transaction (`with store.transaction() as db:`); rolled back entirely on any error. Its
+        `execute(sql, args)` takes `?` placeholders on either database."""
+        return self.database.transaction()
 
     def _clean(self, text: str, keep: Sequence[str] = ()) -> str:
         return redact(text, keep) if self.config.redact else text
@@ -440,10 +438,7 @@ class Store:
                 fields[key] = int(bool(fields[key]))
         row.update(fields)
         columns = ", ".join(row)
-        cursor = db.execute(
-            f"INSERT INTO messages ({columns}) VALUES ({', '.join('?' * len(row))}) RETURNING id", tuple(row.values())
-        )
-        return int(cursor.fetchone()[0])
+        return db.insert(f"INSERT INTO messages ({columns}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
 
     def add_message(self, conversation_id: str, role: str, text: str, **fields: Any) -> int:
         """Append a message (committed when this returns) and return its id. `fields`: kind, route, grounded,
@@ -479,13 +474,13 @@ class Store:
             question_id = self._insert_message(db, conversation_id, "user", question, **question_fields)
             draft_id = None
             if draft is not None:
-                draft_id = int(db.execute(
+                draft_id = db.insert(
                     "INSERT INTO drafts (conversation_id, question_message_id, text, language, grounded, sources, "
-                    "index_version, adapter, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "index_version, adapter, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (conversation_id, question_id, self._clean(draft["text"], draft.get("keep", ())),
                      draft.get("language"), int(bool(draft.get("grounded"))), json.dumps(draft.get("sources", [])),
                      draft.get("index_version"), draft.get("adapter"), time.time()),
-                ).fetchone()[0])  # fmt: skip
+                )  # fmt: skip
                 reply_fields = {**reply_fields, "draft_id": draft_id}
             reply_id = None
             if reply is not None:
@@ -725,10 +720,10 @@ class Store:
     def add_feedback(self, message_id: int, up: bool, comment: str | None = None) -> int:
         self.message(message_id)
         with self.transaction() as db:
-            return int(db.execute(
-                "INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            return db.insert(
+                "INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, ?, ?)",
                 (message_id, int(bool(up)), self._clean(comment) if comment else None, time.time()),
-            ).fetchone()[0])  # fmt: skip
+            )  # fmt: skip
 
     def rate_as_customer(self, message_id: int, up: bool | None) -> None:
         """The customer's thumb on a message: it replaces their earlier one (None takes it back). Agents' feedback,
