@@ -160,3 +160,31 @@ def test_pinning_a_bad_mode_is_refused_and_nothing_recorded(autonomous):
     with pytest.raises(ValueError, match="unknown autonomy mode 'always'"):
         autonomous.autonomy.pin("faq-1", "always", "root")
     assert autonomous.autonomy.history("faq-1") == []
+
+
+@pytest.mark.parametrize("faq_id", ["track_order", "50%_off"])  # LIKE's wildcards in an id match only themselves
+def test_the_rule_over_the_store_on_both_databases(chatbot_home, store_url, faq_id):
+    from chatbot.autonomy import Autonomy
+    from chatbot.config import AppConfig, StoreConfig
+    from chatbot.store import Store
+
+    store = Store(StoreConfig(url=store_url)).warm_up()
+    config = AppConfig()
+    config.autonomy = AutonomyConfig(enabled=True, min_drafts=2)
+    autonomy = Autonomy(store, config)
+    lookalike = faq_id.replace("_", "x").replace("%", "y")  # would match an unescaped pattern
+    sent = []
+    for entry in (faq_id, faq_id, lookalike):
+        cid = store.create_conversation()
+        _, _, draft_id = store.record_exchange(
+            cid, "where is my order?", {"language": "en"}, "A person will confirm.",
+            {"kind": "notice", "route": "draft", "faq_ids": [entry], "scores": [0.5]},
+            draft={"text": "Track it in your account.", "sources": [{"faq_id": entry, "score": 0.5}]},
+        )  # fmt: skip
+        sent.append(store.approve_draft(draft_id, "ann"))
+    assert [e.outcome for e in autonomy.evidence_since(faq_id)] == ["approved", "approved"]
+    assert autonomy.mode(faq_id) == "auto" and autonomy.mode(lookalike) == "draft"
+    store.rate_as_customer(sent[0], False)
+    assert autonomy.mode(faq_id) == "draft"
+    assert autonomy.known_entries() == sorted({faq_id, lookalike})
+    store.close()

@@ -35,8 +35,8 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
-def store(chatbot_home, clock):
-    s = Store(StoreConfig()).warm_up()
+def store(chatbot_home, clock, store_url):
+    s = Store(StoreConfig(url=store_url)).warm_up()  # once on SQLite, once on PostgreSQL
     yield s
     s.close()
 
@@ -190,8 +190,11 @@ def test_handoff_reason(reason, category):
     assert handoff_reason(reason) == category
 
 
-def test_chatbot_report_json_prints_the_figures_and_the_modes(figures, capsys):
+def test_chatbot_report_json_prints_the_figures_and_the_modes(figures, capsys, chatbot_home, store_url):
     from chatbot.cli import main
+
+    if store_url:  # the command reads the store that $CHATBOT_HOME/config.toml names
+        (chatbot_home / "config.toml").write_text(f'[store]\nurl = "{store_url}"\n', encoding="utf-8")
 
     assert main(["report", "--json", "--days", "30"]) == 0
     out = json.loads(capsys.readouterr().out)
