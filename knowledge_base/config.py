@@ -25,9 +25,12 @@ class KBConfig:
     batch_size: int = 64
     """Embedding batch size at build time."""
     index_factory: str = "Flat"
-    """FAISS factory string over inner product: `Flat` (exact) or e.g. `HNSW32` for large FAQs."""
+    """FAISS factory string over inner product: `Flat` (exact, the default), `HNSW32` or `IVF1024,Flat` (lists about
+    4 * sqrt(phrasings); see `ivf_nprobe`) for large FAQs; `bench retrieval --indexes` measures them on your data."""
     hnsw_ef_search: int = 64
-    """efSearch for HNSW indexes (ignored for `Flat`)."""
+    """efSearch for HNSW indexes: candidates kept per search (more = closer to exact, slower)."""
+    ivf_nprobe: int = 16
+    """Lists searched per query for IVF indexes (more = closer to exact, slower)."""
     dense_weight: float = 0.8
     """Fusion weight of the dense cosine against the normalised BM25 score (1 = dense only, 0 = BM25 only)."""
     cjk_dense_weight: float = 0.3
@@ -67,3 +70,5 @@ class KBConfig:
             raise ValueError("kb.threads must be >= 1")
         if self.candidates < 1 or self.batch_size < 1:
             raise ValueError("kb.candidates and kb.batch_size must be >= 1")
+        if self.hnsw_ef_search < 1 or self.ivf_nprobe < 1:
+            raise ValueError("kb.hnsw_ef_search and kb.ivf_nprobe must be >= 1")

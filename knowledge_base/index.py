@@ -14,24 +14,51 @@ from knowledge_base.language import has_cjk
 from knowledge_base.records import FaqEntry, Hit
 from knowledge_base.tokenize import tokenize
 
+ADD_CHUNK = 8192
+"""Rows added to a FAISS index at a time (one progress-bar step)."""
 
-def build_faiss_index(vectors: np.ndarray, factory: str = "Flat", ef_search: int = 64):
-    """A FAISS inner-product index over L2-normalised `vectors` (so scores are cosines)."""
+
+def build_faiss_index(
+    vectors: np.ndarray, factory: str = "Flat", ef_search: int = 64, nprobe: int = 16, progress: bool = False
+):
+    """A FAISS inner-product index over L2-normalised `vectors` (so scores are cosines), from a factory string
+    (`Flat` exact, `HNSW32`, `IVF1024,Flat`, ...); trained first when the type needs it, then filled in chunks."""
     import faiss
+    from tqdm import tqdm
 
-    dim = vectors.shape[1]
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    n, dim = vectors.shape
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"kb.index_factory {factory!r} is not a FAISS factory string ({str(exc).strip().splitlines()[-1]}); "
+            'use "Flat" (exact), "HNSW32" or "IVF1024,Flat"'
+        ) from exc
     if not index.is_trained:
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None and n < ivf.nlist:
+            raise ValueError(
+                f"kb.index_factory {factory!r} has {ivf.nlist} lists but the FAQ has only {n} phrasings to train them "
+                'on; use "Flat" (exact) for an FAQ this small, or fewer lists (about 4 * sqrt(phrasings))'
+            )
         index.train(vectors)
-    index.add(vectors)
-    configure_faiss(index, ef_search)
+    with tqdm(total=n, desc=f"FAISS {factory}", unit="rows", disable=not progress, leave=False) as bar:
+        for start in range(0, n, ADD_CHUNK):
+            index.add(vectors[start : start + ADD_CHUNK])
+            bar.update(min(ADD_CHUNK, n - start))
+    configure_faiss(index, ef_search, nprobe)
     return index
 
 
-def configure_faiss(index, ef_search: int = 64) -> None:
-    """Search-time settings: efSearch for HNSW (IVF keeps its factory nprobe)."""
+def configure_faiss(index, ef_search: int = 64, nprobe: int = 16) -> None:
+    """Search-time settings, not stored in the index file: efSearch for HNSW, nprobe for IVF."""
+    import faiss
+
     if hasattr(index, "hnsw"):
         index.hnsw.efSearch = ef_search
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = min(nprobe, ivf.nlist)
 
 
 class LexicalIndex:
@@ -176,14 +203,25 @@ class Retriever:
         factory: str = "Flat",
         ef_search: int = 64,
         candidates: int = 30,
+        *,
+        nprobe: int = 16,
+        progress: bool = False,
     ) -> Retriever:
-        docs = [tokenize(p) for e in entries for p in e.phrasings]
-        entry_docs = [[t for p in e.phrasings for t in tokenize(p)] for e in entries]
+        """Index `entries` whose phrasings' vectors are `vectors` (rows in phrasing order); `progress` shows a bar
+        for the word index and one for the FAISS index."""
+        from tqdm import tqdm
+
+        docs: list[list[str]] = []
+        entry_docs: list[list[str]] = []
+        for e in tqdm(entries, desc="word index", unit="entries", disable=not progress, leave=False):
+            tokens = [tokenize(p) for p in e.phrasings]
+            docs += tokens
+            entry_docs.append([t for toks in tokens for t in toks])
         return cls(
             version,
             entries,
             vectors,
-            build_faiss_index(vectors, factory, ef_search),
+            build_faiss_index(vectors, factory, ef_search, nprobe, progress),
             LexicalIndex.build(docs),
             fusion,
             candidates,

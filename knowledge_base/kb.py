@@ -293,6 +293,8 @@ class KnowledgeBase:
             self.config.index_factory,
             self.config.hnsw_ef_search,
             self.config.candidates,
+            nprobe=self.config.ivf_nprobe,
+            progress=progress,
         )
         with open(folder / "entries.jsonl", "w", encoding="utf-8") as f:
             for e in entries:
@@ -357,7 +359,7 @@ class KnowledgeBase:
                 )
         vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         index = faiss.read_index(str(folder / "index.faiss"))
-        configure_faiss(index, self.config.hnsw_ef_search)
+        configure_faiss(index, self.config.hnsw_ef_search, self.config.ivf_nprobe)
         with np.load(folder / "lexical.npz", allow_pickle=False) as data:
             lexical = LexicalIndex.from_arrays(dict(data))
         with np.load(folder / "lexical_entries.npz", allow_pickle=False) as data:
