@@ -15,7 +15,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -67,7 +67,10 @@ class Database(Protocol):
     insertion_order: str
     """The `_migrations` column that orders rows as inserted."""
 
-    def transaction(self) -> Iterator[Connection]: ...
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One write transaction: committed when the block ends, rolled back when it raises. Not nested: a second
+        one in the same thread raises `StoreError`."""
+        ...
 
     def read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
 
@@ -94,6 +97,9 @@ def open_database(url: str, home: Path, pool_size: int = 10) -> Database:
         f"[store] url {url!r} names no database this store speaks: use sqlite:///chatbot.sqlite3 (relative to "
         "$CHATBOT_HOME; sqlite://// for an absolute path) or postgresql://user@host:5432/dbname"
     )
+
+
+_NESTED = "a store transaction is already open in this thread; do these writes in that one"
 
 
 # -- SQLite ---------------------------------------------------------------------------------------------------------
@@ -140,6 +146,8 @@ class SQLiteDatabase:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         with self._lock:
+            if self.db.in_transaction:
+                raise StoreError(_NESTED)
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._connection
@@ -302,7 +310,7 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         if getattr(self._local, "conn", None) is not None:
-            raise StoreError("a store transaction is already open in this thread; do the writes in that one")
+            raise StoreError(_NESTED)
         with self.pool.connection() as conn:
             self._local.conn = conn
             try:

@@ -316,3 +316,16 @@ def test_quiet_login_records_are_forgotten(store):
         records[("address", "c")].update(failures=1, last_failure=10.0, pending=1)  # an attempt in progress
     assert store.forget_login_records(quiet_since=50.0) == 1
     assert sorted(r["name"] for r in store.read("SELECT name FROM login_throttle")) == ["b", "c"]
+
+
+def test_a_read_in_a_transaction_sees_its_writes_and_transactions_do_not_nest(store):
+    cid = store.create_conversation()
+    with pytest.raises(RuntimeError), store.transaction() as db:
+        db.execute("UPDATE conversations SET language = 'fr' WHERE id = ?", (cid,))
+        assert store.read("SELECT language FROM conversations WHERE id = ?", (cid,))[0]["language"] == "fr"
+        with pytest.raises(StoreError, match="already open in this thread"), store.transaction():
+            pass
+        raise RuntimeError("roll it back")
+    assert store.get_conversation(cid).language is None
+    store.set_language(cid, "de")  # the store works on after both errors
+    assert store.get_conversation(cid).language == "de"
