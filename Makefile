@@ -46,11 +46,12 @@ serve: $(STAMP)
 	@$(MAKE) --no-print-directory llamacpp-if-possible
 	$(VENV)/bin/chatbot serve
 
-# Browser tests drive Debian's Chromium; `make browser` installs it (root or sudo).
+# Browser tests drive Debian's Chromium; `make browser` installs it (root or sudo), with a Chinese font so the
+# Chinese pages' screenshots show text rather than boxes.
 browser:
-	@command -v chromium >/dev/null || { \
+	@{ command -v chromium && fc-list :lang=zh | grep -q .; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
 
 # The store's tests also run on PostgreSQL: they start Debian's server binaries in a temporary folder on a free
 # port (nothing is configured system-wide); `make postgres` installs them (root or sudo).

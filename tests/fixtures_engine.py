@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-_SOURCE_ONE = re.compile(r"\[1\] Q: .*?\nA: (.*?)(?:\n\[2\] Q: |\Z)", re.DOTALL)
+_SOURCE_ONE = re.compile(r"\[1\] (?:Q: |问：).*?\n(?:A: |答：)(.*?)(?:\n\[2\] (?:Q: |问：)|\Z)", re.DOTALL)
 
 
 class Truncated(str):
