@@ -298,3 +298,45 @@ def test_a_cli_rollback_is_followed_by_every_worker(workers):
         subprocess.run([sys.executable, "-m", "chatbot", "--config", str(workers.config), "kb", "rollback", current],
                        cwd=REPO, env={**os.environ, "CHATBOT_HOME": str(workers.home)}, check=True,
                        capture_output=True)  # fmt: skip
+
+
+def test_health_names_the_backend_and_the_worker(workers):
+    health = [httpx.get(f"{url}/api/health", timeout=10).json() for url in workers.urls]
+    assert [h["backend"] for h in health] == ["openai", "openai"] and all(h["model"] == "scripted" for h in health)
+    assert {h["worker"] for h in health} == {p.pid for p in workers.processes}
+
+
+def test_bench_serve_compares_one_worker_on_sqlite_with_two_on_postgresql(postgres_url, tmp_path, capsys):
+    from chatbot.cli import main
+
+    with ServerThread(fake_model_server()) as model_server:
+        config = tmp_path / "bench.toml"
+        config.write_text(f'[kb]\nembedder = "hash:256"\n[model]\nbackend = "openai"\n'
+                          f'base_url = "{model_server.url}/v1"\n', encoding="utf-8")  # fmt: skip
+        out = tmp_path / "compare.json"
+        code = main(["--config", str(config), "bench", "serve", "--compare", "--store-url", postgres_url,
+                     "--clients", "4", "--messages", "2", "--json", "--out", str(out)])  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result == json.loads(out.read_text()) and result["errors"] == 0
+    one, two = result["setups"]["1 worker, SQLite"], result["setups"]["2 workers, PostgreSQL"]
+    assert (one["store"], one["workers"], two["store"], two["workers"]) == ("sqlite", 1, "postgresql", 2)
+    for setup in (one, two):
+        assert setup["backend"] == "openai" and setup["model"] == "scripted"
+        assert setup["n_requests"] == 8 and setup["errors"] == 0 and 0 < setup["ttft_s_p50"] <= setup["ttft_s_p95"]
+        assert setup["tokens_s_total"] > 0
+    assert result["ratios"]["ttft_s_p95"] == pytest.approx(two["ttft_s_p95"] / one["ttft_s_p95"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--compare"], "--compare needs --store-url postgresql://"),
+        (["--compare", "--store-url", "sqlite:///x.db"], "--compare needs --store-url postgresql://"),
+        (["--compare", "--store-url", "postgresql://u@h/db", "--url", "http://x"], "starts its own servers"),
+    ],
+)
+def test_bench_serve_compare_refuses_what_it_cannot_run(argv, needle, capsys):
+    from chatbot.cli import main
+
+    assert main(["bench", "serve", *argv]) == 2
+    assert needle in capsys.readouterr().err

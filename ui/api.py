@@ -262,7 +262,8 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
 
     @router.get("/api/health")
     def health() -> dict[str, Any]:
-        """Model loaded, index version, queue depth, replies in progress."""
+        """Model loaded, index version, queue depth, replies in progress, the generation backend and model, and
+        the process id of the worker that answered (several workers share a port)."""
         info = engine.health()
         return {
             "status": "ok" if info.get("ready") and info.get("model_loaded") else "starting",
@@ -271,6 +272,10 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
             "queue_depth": info.get("queue_depth", 0),
             "active_chats": active.n,
             "adapter": info.get("adapter"),
+            "backend": info.get("backend"),
+            "backend_reason": info.get("backend_reason"),
+            "model": info.get("model"),
+            "worker": os.getpid(),
         }
 
     @router.post("/api/faq/reload")
