@@ -602,6 +602,7 @@ def _index(evidence: Evidence) -> _Index:
     sentences: list[_Sentence] = []
     statements: list[frozenset[str]] = []
     lists: list[tuple[tuple[str, ...], ...]] = []
+    asked: frozenset[str] = frozenset()  # keys of the text before, when it is a question
     for text in trusted:
         text = _normal(text)
         emails.update(m.lower() for m in _EMAIL.findall(text))
@@ -615,16 +616,21 @@ def _index(evidence: Evidence) -> _Index:
         quantities.extend(found)
         numbers.update(v for q in found for v in (q.lo, q.hi) if v)
         numbers.update(_number_key(m) for m in _NUMBER.findall(masked))
-        previous: frozenset[str] = frozenset()
-        for part in split_claims(text):
+        # the first sentence of an FAQ answer speaks of its question: "评分是什么？" answered "是4.5分" (Chinese
+        # leaves the subject out), "How much is express delivery?" answered "It costs $9.99"
+        previous = asked
+        asked = frozenset()
+        for n, part in enumerate(split_claims(text)):
             tokens = _tokens(_mask_contacts(part))
             sentences.extend(_sentence(c) for c in _polarity_units(tokens))
             keys = frozenset(k for t in tokens if (k := _local_key(t)))
-            refers = any(t.stem in _REFERRING for t in tokens)
+            refers = n == 0 or any(t.stem in _REFERRING for t in tokens)
             statements.append(keys | previous if refers else keys)
             previous = keys
             if found := _source_list(tokens):
                 lists.append(found)
+        if text.rstrip().endswith("?"):
+            asked = previous
     for text in evidence.customer:
         text = _normal(text)
         emails.update(m.lower() for m in _EMAIL.findall(text))

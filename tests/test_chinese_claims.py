@@ -198,3 +198,14 @@ def test_false_replies_the_chinese_model_wrote(source, question, reply, reason):
 def test_true_replies_the_chinese_model_wrote(source, question, reply):
     report = check_reply(reply, Evidence((source,), customer=(question,)))
     assert report.ok, report.reason
+
+
+def test_an_answer_that_leaves_out_its_subject_speaks_of_its_question():
+    """Qwen2.5's true "X的评分是4.5分。" for the FAQ answer "X：是4.5分，还挺高的呢。" was rejected as joining the
+    rating and 4.5 from two statements: the question names what the answer's first sentence is about."""
+    question, answer = (
+        "贝儿多爸爸泡芙工房(东方广场店)的评分是什么？",
+        "贝儿多爸爸泡芙工房(东方广场店)：是4.5分，还挺高的呢。",
+    )
+    assert check_reply("贝儿多爸爸泡芙工房(东方广场店)的评分是4.5分。", Evidence((question, answer))).ok
+    assert not check_reply("贝儿多爸爸泡芙工房(东方广场店)的评分是4.8分。", Evidence((question, answer))).ok
