@@ -340,3 +340,25 @@ def test_bench_serve_compare_refuses_what_it_cannot_run(argv, needle, capsys):
 
     assert main(["bench", "serve", *argv]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_an_admin_upload_on_one_worker_merges_into_what_another_worker_built_a_moment_ago(
+    engine, chatbot_home, kb_config, hash_embedder, tmp_path
+):
+    from knowledge_base.kb import KnowledgeBase, demo_faq_path
+    from ui.admin import AdminPage
+
+    demo = demo_faq_path().read_text(encoding="utf-8")
+    page = AdminPage(engine)  # worker 1's admin page, before its watcher has looked again
+    other = KnowledgeBase(chatbot_home / "kb", kb_config, hash_embedder)  # worker 2's knowledge base
+    theirs, mine = tmp_path / "theirs.jsonl", tmp_path / "mine.jsonl"
+    theirs.write_text(demo + json.dumps(NEW_ENTRY) + "\n", encoding="utf-8")
+    loyalty = {"id": "loyalty", "question": "Do you have a loyalty program?", "answer": "No, we do not."}
+    mine.write_text(demo + json.dumps(loyalty) + "\n", encoding="utf-8")
+    served_before = engine.kb.current_version
+    built_there = other.build(theirs).version
+    _, _, checked = page.check_upload(str(mine), "merge")
+    assert checked["version"] == built_there != served_before  # compared with what is current, not what was
+    assert page.build_faq(checked).startswith("✅")
+    ids = {e.id for e in engine.kb.entries()}
+    assert {"gift-cards", "loyalty"} <= ids  # worker 2's entry is kept, not lost under worker 1's merge

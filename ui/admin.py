@@ -3,6 +3,7 @@
 model (the base model and the LoRA adapters, with what their figures mean)."""
 
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
+import contextlib
 import difflib
 import json
 from dataclasses import dataclass
@@ -208,6 +209,10 @@ class AdminPage:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         incoming = load_faq(path)
+        # another worker or the CLI may have made a version current a moment ago: compare with that one (one that
+        # cannot be loaded here leaves the served one, and the knowledge-base watcher logs why)
+        with contextlib.suppress(Exception):
+            self.kb.reload()
         try:
             current, base = self.kb.entries(), self.kb.current_version
         except NoSnapshotError:
