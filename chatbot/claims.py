@@ -28,6 +28,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 
 from chatbot import chinese
@@ -726,8 +727,13 @@ def _check_repeats(sentence: str, evidence: Evidence) -> str:
     text = _NOT_TEXT.sub("", _normal(sentence)).lower()
     if len(text) < 8:
         return ""
-    if any(text in _NOT_TEXT.sub("", _normal(message)).lower() for message in evidence.customer):
-        return "repeats the customer's message instead of answering it"
+    asks = _normal(sentence).rstrip().endswith("?")
+    for message in evidence.customer:
+        said = _NOT_TEXT.sub("", _normal(message)).lower()
+        # written back whole, or the customer's question asked back with a word or two changed ("是吗，那我就去...
+        # 知道它家是什么价格吗？" -> "是的，那我就去...知道它家的价格吗？"); an answer may mirror the question's words
+        if text in said or (asks and SequenceMatcher(None, text, said, autojunk=False).ratio() >= 0.85):
+            return "repeats the customer's message instead of answering it"
     return ""
 
 

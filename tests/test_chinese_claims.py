@@ -172,6 +172,9 @@ def test_negation_is_split_off_the_word_it_negates():
          "那如家商旅酒店(北京牡丹园地铁站店)的酒店的价格是多少，我们公司有报销范围。",
          "如家商旅酒店(北京牡丹园地铁站店)的酒店的价格是512元。我们公司有报销范围。",
          "repeats the customer's message"),
+        ("北京盛世开元京宛宾馆：价格是381元，还是挺便宜的。",
+         "是吗，那我就去北京盛世开元京宛宾馆吧，知道它家是什么价格吗？",
+         "是的，那我就去北京盛世开元京宛宾馆吧，知道它家的价格吗？", "repeats the customer's message"),
         ("维也纳国际酒店(北京广安门店)：很容易的，你记一下啊，电话是010-85007421。",
          "我不知道维也纳国际酒店(北京广安门店)的联系电话，你能帮我弄到吗？", "我会把问题转给同事。",
          "promises an action the bot cannot take"),
@@ -187,6 +190,7 @@ def test_false_replies_the_chinese_model_wrote(source, question, reply, reason):
     [
         ("小吊梨汤(畅春园店)：地址是在颐和园路8号畅春园美食街A20A号(海淀桥北东家全味海淀体育馆)。",
          "小吊梨汤(畅春园店)的地址是在哪啊？", "小吊梨汤(畅春园店)的地址是在颐和园路8号畅春园美食街A20A号。"),
+        ("三里屯酒吧街：门票免费，感觉行不？", "三里屯酒吧街的门票贵不贵？", "三里屯酒吧街的门票免费。"),
         ("速8酒店(北京潘家园路店)：抱歉，不提供国内长途电话。", "速8酒店(北京潘家园路店)提供免费国内长途电话吗？",
          "抱歉，不提供国内长途电话。"),
         ("汉拿山：营业时间是周一至周日 10:00-22:00。", "行，汉拿山的营业时间是？",
@@ -196,6 +200,7 @@ def test_false_replies_the_chinese_model_wrote(source, question, reply, reason):
     ],
 )  # fmt: skip
 def test_true_replies_the_chinese_model_wrote(source, question, reply):
+    """Each mirrors the customer's question, as Chinese answers do."""
     report = check_reply(reply, Evidence((source,), customer=(question,)))
     assert report.ok, report.reason
 
