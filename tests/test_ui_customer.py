@@ -105,7 +105,7 @@ def test_a_refused_message_raises_with_a_translated_title_and_stores_nothing(eng
     engine.store.set_language(conversation_id, "de")
     with pytest.raises(gr.Error) as refused:
         next(chat.send("   ", conversation_token(engine.store, conversation_id)))
-    assert "empty" in str(refused.value) and refused.value.title == "Nachricht nicht gesendet"
+    assert "leer" in str(refused.value) and refused.value.title == "Nachricht nicht gesendet"
     assert engine.store.messages(conversation_id) == []
 
 

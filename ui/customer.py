@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ui.i18n import page_language, supported, text
+from ui.i18n import REFUSED, page_language, supported, text
 from ui.render import Rendered, as_markdown, as_text, render_messages
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,9 @@ class CustomerChat:
             stream = self.engine.stream(conversation_id, message or "", cancel=cancel)
         except InputError as exc:  # the customer's mistake, not the server's: one log line, no traceback
             log.info("message refused (%s): %s", exc.code, exc)
-            raise gr.Error(str(exc), title=text("not_sent", language), print_exception=False) from None
+            limit = str(self.engine.config.limits.max_message_chars)
+            shown = text(REFUSED[exc.code], language, limit=limit) if exc.code in REFUSED else str(exc)
+            raise gr.Error(shown, title=text("not_sent", language), print_exception=False) from None
         with self._lock:
             self._cancels[conversation_id] = cancel
         history = [*view.history, {"role": "user", "content": as_text(message.strip())}]

@@ -29,6 +29,10 @@ EN = {
     "failed": "Something went wrong on our side; please send your message again.",
     "open_chat": "Chat with us",
     "close_chat": "Close the chat",
+    "refused_empty": "The message is empty; type your question.",
+    "refused_too_long": "The message is too long (at most {limit} characters); please shorten it.",
+    "refused_text": "The message could not be read as text; please type it again.",
+    "refused_closed": "This conversation is closed; press “New conversation” to start another.",
 }
 ES = {
     "title": "Atención al cliente de {company}",
@@ -51,6 +55,10 @@ ES = {
     "failed": "Algo ha fallado por nuestra parte; vuelve a enviar tu mensaje.",
     "open_chat": "Chatea con nosotros",
     "close_chat": "Cerrar el chat",
+    "refused_empty": "El mensaje está vacío; escribe tu pregunta.",
+    "refused_too_long": "El mensaje es demasiado largo (como máximo {limit} caracteres); acórtalo, por favor.",
+    "refused_text": "No se ha podido leer el mensaje como texto; escríbelo de nuevo, por favor.",
+    "refused_closed": "Esta conversación está cerrada; pulsa «Nueva conversación» para empezar otra.",
 }
 FR = {
     "title": "Service client {company}",
@@ -73,6 +81,10 @@ FR = {
     "failed": "Un problème est survenu de notre côté ; renvoyez votre message.",
     "open_chat": "Discuter avec nous",
     "close_chat": "Fermer la discussion",
+    "refused_empty": "Le message est vide ; écrivez votre question.",
+    "refused_too_long": "Le message est trop long ({limit} caractères au plus) ; raccourcissez-le, s'il vous plaît.",
+    "refused_text": "Le message n'a pas pu être lu comme du texte ; écrivez-le de nouveau, s'il vous plaît.",
+    "refused_closed": "Cette conversation est terminée ; cliquez sur « Nouvelle conversation » pour en commencer une.",
 }
 DE = {
     "title": "{company} Kundenservice",
@@ -95,6 +107,10 @@ DE = {
     "failed": "Bei uns ist etwas schiefgegangen; bitte senden Sie Ihre Nachricht erneut.",
     "open_chat": "Mit uns chatten",
     "close_chat": "Chat schließen",
+    "refused_empty": "Die Nachricht ist leer; bitte schreiben Sie Ihre Frage.",
+    "refused_too_long": "Die Nachricht ist zu lang (höchstens {limit} Zeichen); bitte kürzen Sie sie.",
+    "refused_text": "Die Nachricht konnte nicht als Text gelesen werden; bitte schreiben Sie sie erneut.",
+    "refused_closed": "Dieses Gespräch ist beendet; klicken Sie auf „Neues Gespräch“, um ein neues zu beginnen.",
 }
 ZH = {
     "title": "{company} 客服",
@@ -117,6 +133,10 @@ ZH = {
     "failed": "我们这边出了点问题，请重新发送您的消息。",
     "open_chat": "在线咨询",
     "close_chat": "关闭对话",
+    "refused_empty": "消息是空的，请输入您的问题。",
+    "refused_too_long": "消息太长了（最多 {limit} 个字符），请缩短后再发送。",
+    "refused_text": "无法识别这条消息的文字，请重新输入。",
+    "refused_closed": "本次对话已结束，请点击“新对话”开始新的对话。",
 }
 
 TABLES: dict[str, dict[str, str]] = {"en": EN, "es": ES, "fr": FR, "de": DE, "zh": ZH}
@@ -149,6 +169,11 @@ def page_language(conversation: str | None = None, asked: str | None = None, acc
     """The pages' language: the conversation's, else the one `?lang=` asked for, else the browser's
     (`Accept-Language`), else English; each only when the pages have a table for it."""
     return supported(conversation) or supported(asked) or from_accept_language(accept) or "en"
+
+
+REFUSED = {"empty": "refused_empty", "too_long": "refused_too_long", "binary": "refused_text",
+           "encoding": "refused_text", "closed_conversation": "refused_closed"}  # fmt: skip
+"""`chatbot.engine.InputError.code` -> the page text that tells the customer what to do."""
 
 
 def text(key: str, language: str | None, **fields: str) -> str:
