@@ -172,34 +172,25 @@ class SQLiteDatabase:
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------------------------
-class Row:
-    """A result row like `sqlite3.Row`: by index, by column name, iterable, and `dict(row)`."""
+def row_class(names: Sequence[str]) -> type[tuple]:
+    """A result row type like `sqlite3.Row` for one query's columns: a tuple (by index, iterable, unpackable), by
+    column name, and `dict(row)`. One class per query keeps the name lookup out of each row."""
+    index = {name: i for i, name in enumerate(names)}
+    keys = list(index)
+    get = tuple.__getitem__
 
-    __slots__ = ("_values", "_index")
+    def __getitem__(self: tuple, key: int | str) -> Any:
+        return get(self, index[key]) if key.__class__ is str else get(self, key)
 
-    def __init__(self, values: Sequence[Any], index: dict[str, int]):
-        self._values = values
-        self._index = index
+    def __repr__(self: tuple) -> str:
+        return f"Row({dict(zip(keys, self, strict=True))!r})"
 
-    def __getitem__(self, key: int | str) -> Any:
-        return self._values[self._index[key]] if isinstance(key, str) else self._values[key]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def keys(self) -> list[str]:
-        return list(self._index)
-
-    def __repr__(self) -> str:
-        return f"Row({dict(zip(self._index, self._values, strict=True))!r})"
+    return type("Row", (tuple,), {"__slots__": (), "__getitem__": __getitem__, "keys": lambda self: keys,
+                                  "__repr__": __repr__})  # fmt: skip
 
 
 def _row_factory(cursor: psycopg.Cursor[Any]) -> Any:
-    index = {column.name: i for i, column in enumerate(cursor.description or ())}
-    return lambda values: Row(values, index)
+    return row_class([column.name for column in cursor.description or ()])
 
 
 _LITERAL = re.compile(r"('(?:[^']|'')*')")
@@ -319,7 +310,7 @@ class PostgresDatabase:
             finally:
                 self._local.conn = None
 
-    def read(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+    def read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return _PostgresConnection(conn).execute(sql, args).fetchall()

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from chatbot.config import StoreConfig
-from chatbot.database import postgres_sql
+from chatbot.database import postgres_sql, row_class
 from chatbot.store import (
     MIGRATIONS,
     ConversationClosedError,
@@ -98,6 +98,15 @@ def test_an_unreachable_postgres_says_where_and_what_to_check(chatbot_home):
 )  # fmt: skip
 def test_postgres_sql(sql, expected):
     assert postgres_sql(sql) == expected
+
+
+def test_postgres_rows_read_like_sqlite_rows():
+    row = row_class(["id", "text"])((7, "hello"))
+    assert (row[0], row["text"], dict(row), tuple(row)) == (7, "hello", {"id": 7, "text": "hello"}, (7, "hello"))
+    (first, second) = row
+    assert (first, second) == (7, "hello") and repr(row) == "Row({'id': 7, 'text': 'hello'})"
+    with pytest.raises(KeyError):
+        row["missing"]
 
 
 def test_migrations_run_once(store, store_url):
