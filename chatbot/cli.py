@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "chatbot.commands.serve",
     "chatbot.commands.eval_answers",
     "chatbot.commands.report",
+    "chatbot.commands.store",
 )
 
 

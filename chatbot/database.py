@@ -82,6 +82,14 @@ class Database(Protocol):
         """Hold off other processes' migrations until this transaction ends."""
         ...
 
+    def tables(self) -> list[str]:
+        """The store's tables in the order they were created (a table after those it references)."""
+        ...
+
+    def reset_ids(self, db: Connection, table: str) -> None:
+        """After rows were inserted with their ids: the next generated id follows the largest."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -165,6 +173,13 @@ class SQLiteDatabase:
 
     def lock_schema(self, db: Connection) -> None:
         """`BEGIN IMMEDIATE` already holds other writers off."""
+
+    def tables(self) -> list[str]:
+        return [r[0] for r in self.read("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                        "AND name NOT LIKE 'sqlite_%' ORDER BY rowid")]  # fmt: skip
+
+    def reset_ids(self, db: Connection, table: str) -> None:
+        """SQLite's AUTOINCREMENT counter already follows inserted ids."""
 
     def close(self) -> None:
         with self._lock:
@@ -322,6 +337,18 @@ class PostgresDatabase:
 
     def lock_schema(self, db: Connection) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (0x63686174,))  # "chat": any constant the app alone uses
+
+    def tables(self) -> list[str]:
+        return [r[0] for r in self.read("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                                        "c.relnamespace WHERE c.relkind = 'r' AND n.nspname = current_schema() "
+                                        "ORDER BY c.oid")]  # fmt: skip
+
+    def reset_ids(self, db: Connection, table: str) -> None:
+        row = db.execute("SELECT pg_get_serial_sequence(table_name, 'id') FROM information_schema.columns WHERE "
+                         "table_schema = current_schema() AND table_name = ? AND column_name = 'id'",
+                         (table,)).fetchone()  # fmt: skip
+        if row is not None and row[0] is not None:  # a generated id column
+            db.execute(f"SELECT setval(?, (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)", (row[0],))
 
     def close(self) -> None:
         self.pool.close()

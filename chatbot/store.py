@@ -967,3 +967,30 @@ class Store:
         with self.transaction() as db:
             return db.execute("DELETE FROM login_throttle WHERE pending = 0 AND locked_until < ? AND last_failure < ?",
                               (quiet_since, quiet_since)).rowcount  # fmt: skip
+
+
+def copy_store(source: Store, target: Store) -> dict[str, int]:
+    """Copy every row of `source` into `target` (e.g. a SQLite store into a new PostgreSQL one), ids, the
+    conversation key (so customers' conversation secrets stay valid), users and sessions included, in one
+    transaction on `target`. Both must be open with the same migrations applied; `target` must have no
+    conversations or users yet. Returns the rows copied per table."""
+    if source.applied_migrations() != target.applied_migrations():
+        raise StoreError("the two stores have different migrations applied: open both with this version of the app "
+                         "(warm_up() migrates) and copy again")  # fmt: skip
+    if target.read("SELECT 1 FROM conversations LIMIT 1") or target.read("SELECT 1 FROM users LIMIT 1"):
+        raise StoreError("the target store already has conversations or users: copy into an empty database")
+    tables = [t for t in source.database.tables() if t != "_migrations"]
+    copied = {}
+    with target.transaction() as db:
+        for table in reversed(tables):  # what the target's migrations wrote (its own conversation key)
+            db.execute(f"DELETE FROM {table}")
+        for table in tables:
+            rows = source.read(f"SELECT * FROM {table}")
+            if rows:
+                columns = list(rows[0].keys())
+                db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                               [tuple(r) for r in rows])  # fmt: skip
+            target.database.reset_ids(db, table)
+            copied[table] = len(rows)
+    target._conversation_key = None  # the source's key now
+    return copied
