@@ -108,7 +108,13 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 # these run every store test on both databases already
-_BOTH = {"tests.test_store", "tests.test_store_processes", "tests.test_passwords"}
+_BOTH = {
+    "tests.test_store",
+    "tests.test_store_processes",
+    "tests.test_store_copy",
+    "tests.test_passwords",
+    "tests.test_ui_throttle",
+}
 
 
 @pytest.fixture(autouse=True)
