@@ -32,9 +32,11 @@ class ModelConfig:
     threads: int = 0
     """torch threads; 0 = all cores with the transformers backend, 1 with llama.cpp (there torch only embeds text
     and picks tokens, and leaves the cores to `[llamacpp] threads`)."""
-    backend: Literal["transformers", "llamacpp", "openai"] = "transformers"
-    """`llamacpp` generates with llama.cpp on the CPU (`make llamacpp` installs it; see `[llamacpp]`); `openai`
-    sends generation to an OpenAI-compatible server (vLLM, TGI, llama.cpp's server)."""
+    backend: Literal["auto", "transformers", "llamacpp", "openai"] = "auto"
+    """`auto`: llama.cpp when it is installed and the model runs on the CPU, else transformers (the log and
+    `/api/health` say which ran and why); `llamacpp` generates with llama.cpp on the CPU (`make llamacpp` installs
+    it; see `[llamacpp]`); `openai` sends generation to an OpenAI-compatible server (vLLM, TGI, llama.cpp's
+    server)."""
     base_url: str | None = None
     """For `backend = "openai"`: the server's `/v1` URL."""
     api_key: str = "none"
@@ -157,10 +159,13 @@ class SchedulerConfig:
     """Requests waiting beyond the running batch; more are refused with a clear "busy" error."""
     request_timeout_s: float = 120.0
     """A request that produced nothing for this long is cancelled, so no customer waits forever."""
+    prefill_tokens: int = 2048
+    """Most prompt tokens read in one step (at least one prompt always is): more waiting prompts wait a step, so
+    the running replies advance between batches of prompts."""
 
     def __post_init__(self) -> None:
-        if self.max_batch < 1 or self.max_queue < 0:
-            raise ValueError("scheduler.max_batch must be >= 1 and scheduler.max_queue >= 0")
+        if self.max_batch < 1 or self.max_queue < 0 or self.prefill_tokens < 1:
+            raise ValueError("scheduler.max_batch and scheduler.prefill_tokens must be >= 1, scheduler.max_queue >= 0")
 
 
 @dataclass

@@ -28,7 +28,7 @@ from chatbot.routing import asks_for_human
 from chatbot.store import NotFoundError, Store
 from chatbot.stream import ReplyStream
 
-__all__ = ["Engine", "EngineNotReadyError", "InputError", "ReplyStream", "make_backend", "validate_text"]
+__all__ = ["Engine", "EngineNotReadyError", "InputError", "ReplyStream", "validate_text"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ class Engine:
             if self.embedder is None:
                 self.embedder = self.kb.embedder
             if self.backend is None:
+                from chatbot.backends import make_backend
+
                 self.backend = make_backend(self.config)
             self.backend.warm_up()
             self._ready = True
@@ -234,18 +236,3 @@ class Engine:
         passages = focus_hits(text, plan.hits, context=earlier, encode=self.embedder.encode,
                               max_chars=cfg.prompt.max_source_chars)  # fmt: skip
         return dataclasses.replace(plan, passages=passages)
-
-
-def make_backend(config: AppConfig) -> Any:
-    """The generation backend named by `[model] backend`."""
-    if config.model.backend == "openai":
-        from chatbot.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(config.model)
-    if config.model.backend == "llamacpp":
-        from chatbot.llamacpp.backend import LlamaCppBackend
-
-        return LlamaCppBackend(config.model, config.scheduler, config.llamacpp)
-    from chatbot.scheduler import TransformersBackend
-
-    return TransformersBackend(config.model, config.scheduler)

@@ -175,7 +175,7 @@ def check_faq_version(kb: Any, candidate: str, config: AppConfig, backend: Any =
     queries, conversations = load_eval_files(config.eval)
     own = backend is None
     if own:
-        from chatbot.engine import make_backend
+        from chatbot.backends import make_backend
 
         backend = make_backend(config)
         backend.warm_up()

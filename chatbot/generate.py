@@ -95,56 +95,54 @@ def stop_token_ids(tokenizer: Any) -> set[int]:
 
 
 class PieceDecoder:
-    """Turns a growing list of token ids into text pieces.
+    """Turns a growing list of token ids into text pieces, O(1) work per token.
 
-    Holds back an incomplete UTF-8 character and any tail that could be the start of a stop string; when a stop
-    string appears the text ends before it and `stopped` becomes True.
+    The tokenizer's own incremental decoder (`tokenizers.decoders.DecodeStream`) turns each token into its new
+    text, holding back an incomplete UTF-8 character; a tail that could be the start of a stop string is held
+    back here, and when a stop string appears the text ends before it and `stopped` becomes True.
     """
 
     def __init__(self, tokenizer: Any, stop: Sequence[str] = ()):
-        self.tokenizer = tokenizer
-        self.stop = tuple(s for s in stop if s)
-        self.ids: list[int] = []
-        self.emitted = ""
-        self.stopped = False
+        from tokenizers.decoders import DecodeStream
 
-    def _text(self) -> str:
-        return self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        self.tokenizer = tokenizer.backend_tokenizer
+        self.stream = DecodeStream(skip_special_tokens=True)
+        self.stop = tuple(s for s in stop if s)
+        self.text = ""
+        """Everything decoded so far."""
+        self.emitted = 0
+        """How much of `text` has been handed out."""
+        self.stopped = False
 
     def push(self, token_id: int) -> str:
         """Add one token; return the text now safe to show (may be empty)."""
         if self.stopped:
             return ""
-        self.ids.append(int(token_id))
-        text = self._text()
-        for stop in self.stop:
-            at = text.find(stop)
+        self.text += self.stream.step(self.tokenizer, int(token_id)) or ""
+        end = len(self.text)
+        for stop in self.stop:  # a stop string starts after what was shown: its beginning was held back
+            at = self.text.find(stop, self.emitted)
             if at >= 0:
                 self.stopped = True
-                text = text[:at]
+                end = min(end, at)
         if not self.stopped:
-            if text.endswith("\ufffd"):  # half a multi-byte character
-                return ""
-            hold = 0
             for stop in self.stop:
-                for k in range(min(len(stop) - 1, len(text)), 0, -1):
-                    if text.endswith(stop[:k]):
-                        hold = max(hold, k)
+                for k in range(min(len(stop) - 1, end - self.emitted), 0, -1):
+                    if self.text.endswith(stop[:k]):
+                        end = min(end, len(self.text) - k)
                         break
-            text = text[: len(text) - hold]
-        if not text.startswith(self.emitted):  # the tokenizer re-merged earlier text; wait for it to settle
-            return ""
-        piece = text[len(self.emitted) :]
-        self.emitted = text
+        if self.stopped:
+            self.text = self.text[:end]
+        piece = self.text[self.emitted : end]
+        self.emitted = end
         return piece
 
     def flush(self) -> str:
         """The held-back tail at the end of generation (a partial stop string that never completed)."""
         if self.stopped:
             return ""
-        text = self._text().rstrip("\ufffd")
-        piece = text[len(self.emitted) :] if text.startswith(self.emitted) else ""
-        self.emitted += piece
+        piece = self.text[self.emitted :]
+        self.emitted = len(self.text)
         return piece
 
 

@@ -1,13 +1,16 @@
 """The batching scheduler: one model serves many conversations by decoding them together.
 
-One worker thread owns the model. New requests are prefilled together as soon as they arrive (left-padded, one
-forward pass), then join the running batch: their KV caches are left-padded to the batch's length and stacked,
-so each decode step advances every active conversation by one token in a single forward pass. Finished or
-cancelled rows leave the batch at once. Every request gets its first token after at most one prefill and one
-decode step of the others, instead of waiting for whole replies in line.
+One worker thread owns a `ModelRunner` (the torch runner in `chatbot/torch_runner.py`, the llama.cpp one in
+`chatbot/llamacpp/runner.py`). The scheduler does everything that is not a forward pass: the queue and its limit,
+admission, cancellation, token choice (`generate.choose_tokens`), stop strings and incremental detokenization
+(`generate.PieceDecoder`). The runner only reads prompts into KV-cache slots and decodes one token per slot.
 
-`TransformersBackend` puts the prompt format, the scheduler and adapter switching behind the engine's
-`Backend` interface.
+Each step advances every running conversation by one token in one `decode`, then reads the waiting prompts that
+fit `scheduler.prefill_tokens` (always at least one) in one `prefill`: each conversation decodes every step, and
+the torch runner's one batched cache holds exactly the running rows at each decode. Finished or cancelled
+conversations leave at once (their slot is released). So a new customer's first token waits for at most one
+batch of prompts, and running replies are never held up by more than that.
+(The split follows vLLM's scheduler / model-runner division; read, not copied.)
 """
 
 from __future__ import annotations
@@ -16,26 +19,49 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from chatbot.config import GenerationConfig, ModelConfig, SchedulerConfig
-from chatbot.generate import (
-    BusyError,
-    GenerationError,
-    GenerationRequest,
-    PieceDecoder,
-    choose_tokens,
-    forward,
-    make_generator,
-    stop_token_ids,
-)
+from chatbot.config import GenerationConfig, SchedulerConfig
+from chatbot.generate import BusyError, GenerationError, PieceDecoder, choose_tokens, make_generator, stop_token_ids
 
 log = logging.getLogger(__name__)
 
 _END = object()
+
+
+class ModelRunner(Protocol):
+    """The forward passes of one model over numbered KV-cache slots (`0 .. slots - 1`), owned by the scheduler's
+    worker thread. Logits are returned as a float torch tensor of shape (rows, vocab), one row per slot given."""
+
+    device: str
+    """Where token choice runs (`cpu`, `cuda`)."""
+    slots: int
+    """How many conversations the runner holds at once."""
+    context_tokens: int | None
+    """Room for prompt plus reply in one slot; None when only memory limits it."""
+
+    def prefill(self, slots: list[int], prompts: list[list[int]]) -> Any:
+        """Read each prompt into its (free) slot; the logits of each prompt's last token."""
+        ...
+
+    def decode(self, slots: list[int], tokens: list[int], positions: list[int]) -> Any:
+        """Feed one token per slot at the given position; the logits after it."""
+        ...
+
+    def release(self, slot: int) -> None:
+        """Forget a slot's conversation (finished or cancelled)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget every slot (after a failed step)."""
+        ...
+
+    def swap_weights(self, weights: Any) -> Any:
+        """Decode with `weights` from the next step on, the running conversations' caches kept; returns the old
+        weights."""
+        ...
 
 
 @dataclass(eq=False)
@@ -48,8 +74,9 @@ class _Sequence:
     decoder: PieceDecoder
     generator: Any
     generated: list[int] = field(default_factory=list)
+    slot: int = -1
     position: int = 0
-    """Position id of the next token to feed."""
+    """Position of the next token to feed."""
     last: int = 0
     done: bool = False
     finish_reason: str = ""
@@ -67,8 +94,7 @@ class ScheduledStream:
     Closing the iterator early (the customer left) cancels the request.
     """
 
-    def __init__(self, scheduler: BatchScheduler, seq: _Sequence, timeout_s: float):
-        self._scheduler = scheduler
+    def __init__(self, seq: _Sequence, timeout_s: float):
         self._seq = seq
         self._timeout = timeout_s
         self.prompt_tokens = len(seq.prompt_ids)
@@ -103,31 +129,30 @@ class ScheduledStream:
 
 
 class BatchScheduler:
-    """Batches the decode steps of concurrent requests on one model (see the module docstring).
+    """Batches the prompts and decode steps of concurrent requests on one runner (see the module docstring).
 
     `submit(prompt_ids, config, cancel)` returns a `ScheduledStream` at once; the worker thread starts on
-    `start()` (or the first submit). At most `config.max_batch` rows decode together; up to `config.max_queue`
-    more wait, and beyond that `submit` raises `BusyError`.
+    `start()` (or the first submit). At most `runner.slots` (and `config.max_batch`) conversations run together;
+    up to `config.max_queue` more wait, and beyond that `submit` raises `BusyError`.
     """
 
-    arrivals_per_step: int | None = None
-    """Most waiting requests prefilled in one step (None: all that fit the batch)."""
-
-    def __init__(self, loaded: Any, config: SchedulerConfig | None = None, threads: int = 0):
-        self.loaded = loaded
+    def __init__(self, runner: ModelRunner, tokenizer: Any, config: SchedulerConfig | None = None,
+                 on_start: Callable[[], None] | None = None):  # fmt: skip
+        self.runner = runner
+        self.tokenizer = tokenizer
         self.config = config or SchedulerConfig()
-        self.threads = threads
+        self._on_start = on_start
         self._incoming: queue.Queue[_Sequence] = queue.Queue()
         self._commands: queue.Queue[tuple[Any, threading.Event, list]] = queue.Queue()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._stops = stop_token_ids(loaded.tokenizer)
+        self._stops = stop_token_ids(tokenizer)
+        self._free = list(range(min(self.config.max_batch, runner.slots)))[::-1]
         self.active = 0
         self.steps = 0
 
-    # -- public -----------------------------------------------------------------------------------------------
     @property
     def queue_depth(self) -> int:
         """Requests waiting plus those decoding."""
@@ -153,17 +178,17 @@ class BatchScheduler:
             cancel=threading.Event(),
             external=cancel,
             out=queue.Queue(),
-            decoder=PieceDecoder(self.loaded.tokenizer, config.stop),
-            generator=make_generator(config, self.loaded.device),
+            decoder=PieceDecoder(self.tokenizer, config.stop),
+            generator=make_generator(config, self.runner.device),
         )
         self._incoming.put(seq)
         self._wake.set()
-        return ScheduledStream(self, seq, self.config.request_timeout_s)
+        return ScheduledStream(seq, self.config.request_timeout_s)
 
-    def call(self, fn: Any) -> Any:
-        """Run `fn(model)` on the worker thread between decode steps (adapter switching) and return its result."""
+    def call(self, fn: Callable[[ModelRunner], Any]) -> Any:
+        """Run `fn(runner)` on the worker thread between two steps (adapter switching) and return its result."""
         if self._thread is None or not self._thread.is_alive():
-            return fn(self.loaded.model)
+            return fn(self.runner)
         done, box = threading.Event(), []
         self._commands.put((fn, done, box))
         self._wake.set()
@@ -180,57 +205,72 @@ class BatchScheduler:
 
     # -- worker -----------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        import torch
-
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        if self._on_start is not None:
+            self._on_start()
         rows: list[_Sequence] = []
-        cache = None
-        mask = None  # (B, T) attention mask over the cache columns
         while not self._stop.is_set():
             self._run_commands()
-            rows, cache, mask = self._drop_finished(rows, cache, mask)
+            rows = self._drop_finished(rows)
             self.active = len(rows)
-            room = self.config.max_batch - len(rows)
-            if self.arrivals_per_step is not None:
-                room = min(room, self.arrivals_per_step)
-            arrivals = []
-            while room > 0:
-                try:
-                    seq = self._incoming.get_nowait()
-                except queue.Empty:
-                    break
-                if seq.cancelled:
-                    seq.finish_reason = "cancelled"
-                    seq.out.put(_END)
-                    continue
-                arrivals.append(seq)
-                room -= 1
+            arrivals = self._admit()
             if not rows and not arrivals:
                 self._wake.wait(timeout=0.5)
                 self._wake.clear()
                 continue
             try:
-                with torch.inference_mode():
-                    if arrivals:
-                        new_cache, new_mask = self._prefill(arrivals)
-                        rows, cache, mask = self._merge(rows, cache, mask, arrivals, new_cache, new_mask)
-                    else:
-                        cache, mask = self._decode(rows, cache, mask)
+                if rows:
+                    logits = self.runner.decode([s.slot for s in rows], [s.last for s in rows],
+                                                [s.position - 1 for s in rows])  # fmt: skip
+                    self._choose(rows, logits)
+                if arrivals:
+                    logits = self.runner.prefill([s.slot for s in arrivals], [s.prompt_ids for s in arrivals])
+                    self._choose(arrivals, logits)
+                rows += arrivals
                 self.steps += 1
             except Exception as exc:  # a failed step fails its rows, never the worker
                 log.exception("generation step failed")
-                for seq in rows + [a for a in arrivals if a not in rows]:
+                for seq in rows + arrivals:
                     if not seq.done:
                         seq.done = True
                         seq.finish_reason = "error"
                         seq.out.put(exc)
-                self._reset()
-                rows, cache, mask = [], None, None
+                self.runner.reset()
+                self._free = list(range(min(self.config.max_batch, self.runner.slots)))[::-1]
+                rows = []
         for seq in rows:
-            seq.finish_reason = "cancelled"
-            seq.out.put(_END)
+            if not seq.done:
+                seq.finish_reason = "cancelled"
+                seq.out.put(_END)
         self.active = 0
+
+    def _admit(self) -> list[_Sequence]:
+        """Waiting requests for this step's prefill: as many as have a free slot and fit the token budget."""
+        arrivals: list[_Sequence] = []
+        budget = self.config.prefill_tokens
+        room = self.runner.context_tokens
+        while self._free:
+            try:
+                seq = self._incoming.queue[0]  # peek: one that does not fit waits for the next step
+            except IndexError:
+                break
+            if arrivals and len(seq.prompt_ids) > budget:
+                break
+            self._incoming.get_nowait()
+            if seq.cancelled:
+                seq.finish_reason = "cancelled"
+                seq.out.put(_END)
+                continue
+            if room is not None and len(seq.prompt_ids) >= room:  # fails alone: the others keep decoding
+                seq.done, seq.finish_reason = True, "error"
+                seq.out.put(GenerationError(f"the prompt has {len(seq.prompt_ids)} tokens, more than "
+                                            f"llamacpp.context_tokens ({room}); raise it or lower "
+                                            "prompt.max_prompt_tokens"))  # fmt: skip
+                continue
+            budget -= len(seq.prompt_ids)
+            seq.slot = self._free.pop()
+            seq.position = len(seq.prompt_ids)
+            arrivals.append(seq)
+        return arrivals
 
     def _run_commands(self) -> None:
         while True:
@@ -239,10 +279,17 @@ class BatchScheduler:
             except queue.Empty:
                 return
             try:
-                box.append(fn(self.loaded.model))
+                box.append(fn(self.runner))
             except BaseException as exc:  # handed back to the caller
                 box.append(exc)
             done.set()
+
+    def _choose(self, rows: list[_Sequence], logits: Any) -> None:
+        tokens = choose_tokens(
+            logits, [s.generated for s in rows], [s.config for s in rows], [s.generator for s in rows]
+        )
+        for seq, token in zip(rows, tokens, strict=True):
+            self._emit(seq, token)
 
     def _emit(self, seq: _Sequence, token: int) -> None:
         """Record one chosen token: stop, or decode and send its text."""
@@ -255,9 +302,10 @@ class BatchScheduler:
         piece = seq.decoder.push(token)
         if piece:
             seq.out.put(piece)
+        room = self.runner.context_tokens
         if seq.decoder.stopped:
             self._finish(seq, "stop")
-        elif len(seq.generated) >= seq.config.max_new_tokens:
+        elif len(seq.generated) >= seq.config.max_new_tokens or (room is not None and seq.position >= room):
             self._finish(seq, "length")
 
     def _finish(self, seq: _Sequence, reason: str) -> None:
@@ -268,208 +316,17 @@ class BatchScheduler:
         seq.finish_reason = reason
         seq.out.put(_END)
 
-    def _choose(self, rows: list[_Sequence], logits: Any) -> None:
-        tokens = choose_tokens(
-            logits, [s.generated for s in rows], [s.config for s in rows], [s.generator for s in rows]
-        )
-        for seq, token in zip(rows, tokens, strict=True):
-            self._emit(seq, token)
-
-    def _prefill(self, arrivals: list[_Sequence]) -> tuple[Any, Any]:
-        import torch
-        from transformers import DynamicCache
-
-        device = self.loaded.device
-        length = max(len(s.prompt_ids) for s in arrivals)
-        pad = self.loaded.tokenizer.pad_token_id or 0
-        ids = torch.full((len(arrivals), length), pad, dtype=torch.long)
-        mask = torch.zeros((len(arrivals), length), dtype=torch.long)
-        for i, seq in enumerate(arrivals):  # left padding: every prompt ends in the last column
-            n = len(seq.prompt_ids)
-            ids[i, length - n :] = torch.tensor(seq.prompt_ids)
-            mask[i, length - n :] = 1
-            seq.position = n
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
-        cache = DynamicCache()
-        logits, cache = forward(
-            self.loaded.model, input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-            use_cache=True, logits_to_keep=1,
-        )  # fmt: skip
-        self._choose(arrivals, logits[:, -1, :])
-        return cache, mask
-
-    def _decode(self, rows: list[_Sequence], cache: Any, mask: Any) -> tuple[Any, Any]:
-        import torch
-
-        device = self.loaded.device
-        ids = torch.tensor([[s.last] for s in rows], device=device)
-        positions = torch.tensor([[s.position - 1] for s in rows], device=device)
-        mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
-        logits, cache = forward(
-            self.loaded.model, input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-            use_cache=True, logits_to_keep=1,
-        )  # fmt: skip
-        self._choose(rows, logits[:, -1, :])
-        return cache, mask
-
-    def _merge(self, rows, cache, mask, arrivals, new_cache, new_mask):
-        """Stack the arrivals' cache under the running batch's, left-padding the shorter one in time."""
-        import torch
-
-        if not rows:
-            return list(arrivals), new_cache, new_mask
-        t_old, t_new = mask.shape[1], new_mask.shape[1]
-        length = max(t_old, t_new)
-
-        def pad(tensor: Any, t: int) -> Any:  # (B, H, T, D) or (B, T), padded on the left of T
-            if t == length:
-                return tensor
-            if tensor.dim() == 2:
-                return torch.nn.functional.pad(tensor, (length - t, 0))
-            return torch.nn.functional.pad(tensor, (0, 0, length - t, 0))
-
-        for old_layer, new_layer in zip(cache.layers, new_cache.layers, strict=True):
-            old_layer.keys = torch.cat([pad(old_layer.keys, t_old), pad(new_layer.keys, t_new)])
-            old_layer.values = torch.cat([pad(old_layer.values, t_old), pad(new_layer.values, t_new)])
-        mask = torch.cat([pad(mask, t_old), pad(new_mask, t_new)])
-        return rows + list(arrivals), cache, mask
-
-    def _drop_finished(self, rows, cache, mask):
-        """Remove finished or cancelled rows from the batch, and cache columns no row attends to any more."""
+    def _drop_finished(self, rows: list[_Sequence]) -> list[_Sequence]:
+        """Release the slots of finished or cancelled rows; the rows still running."""
+        keep = []
         for seq in rows:
             if not seq.done and seq.cancelled:
                 seq.done = True
                 seq.finish_reason = "cancelled"
                 seq.out.put(_END)
-        keep = [i for i, s in enumerate(rows) if not s.done]
-        if len(keep) == len(rows):
-            return rows, cache, mask
-        return self._keep(rows, keep, cache, mask)
-
-    def _reset(self) -> None:
-        """After a failed step: forget every row's state (the transformers cache is simply dropped)."""
-
-    def _keep(self, rows, keep, cache, mask):
-        """The rows at the indices `keep`, with their cache and mask."""
-        if not keep:
-            return [], None, None
-        import torch
-
-        index = torch.tensor(keep, device=mask.device)
-        mask = mask.index_select(0, index)
-        used = mask.any(dim=0).nonzero()
-        first = int(used[0]) if used.numel() else 0
-        mask = mask[:, first:]
-        for layer in cache.layers:
-            layer.keys = layer.keys.index_select(0, index)[:, :, first:]
-            layer.values = layer.values.index_select(0, index)[:, :, first:]
-        return [rows[i] for i in keep], cache, mask
-
-
-class TransformersBackend:
-    """The local backend: a transformers model (with its peft adapter) behind the batching scheduler.
-
-    Cheap to construct; `warm_up()` loads the model (or takes an already `loaded` one, for tests).
-    """
-
-    def __init__(self, model_config: ModelConfig | None = None, scheduler_config: SchedulerConfig | None = None,
-                 loaded: Any = None):  # fmt: skip
-        self.model_config = model_config or ModelConfig()
-        self.scheduler_config = scheduler_config or SchedulerConfig()
-        self.loaded = loaded
-        self.scheduler: BatchScheduler | None = None
-        self.name = self.model_config.name
-        self._adapters: dict[str, str] = {}
-
-    @property
-    def adapter(self) -> str | None:
-        return self._adapter if self.loaded is not None else None
-
-    def warm_up(self) -> None:
-        if self.loaded is None:
-            from chatbot.model import load_model
-
-            self.loaded = load_model(self.model_config)
-        self._adapter = self.loaded.adapter
-        if self._adapter:
-            self._adapters[self._adapter] = self._adapter
-        self.scheduler = BatchScheduler(self.loaded, self.scheduler_config, self.model_config.threads)
-        self.scheduler.start()
-
-    def _require(self) -> BatchScheduler:
-        if self.scheduler is None:
-            raise GenerationError("the model is not loaded: call warm_up() first")
-        return self.scheduler
-
-    def render(self, request: GenerationRequest) -> list[int]:
-        from chatbot.prompt import render_prompt
-
-        self._require()
-        return render_prompt(self.loaded.tokenizer, request.messages, request.max_prompt_tokens)
-
-    def stream(self, request: GenerationRequest, cancel: threading.Event | None = None) -> ScheduledStream:
-        """Queue the request; iterate the result for text pieces."""
-        scheduler = self._require()
-        return scheduler.submit(self.render(request), request.generation, cancel)
-
-    def set_adapter(self, path_or_name: str | None) -> str | None:
-        """Switch the adapter between decode steps: a folder (loaded once), a loaded name, or None/`none` for the
-        base model. Returns the active adapter name."""
-        scheduler = self._require()
-        from chatbot.model import adapter_name, resolve_adapter
-
-        if path_or_name is None or str(path_or_name).lower() == "none":
-            target, path = None, None
-        elif str(path_or_name) in self._adapters:
-            target, path = str(path_or_name), None
-        else:
-            path = resolve_adapter(str(path_or_name))
-            target = adapter_name(Path(path))
-
-        def switch(model: Any) -> Any:
-            from peft import PeftModel
-
-            if target is None:
-                if isinstance(model, PeftModel):
-                    model.base_model.disable_adapter_layers()
-                    self.loaded = _replace_model(self.loaded, model, None)
-                    scheduler.loaded = self.loaded
-                return None
-            if path is not None and target not in self._adapters:
-                if isinstance(model, PeftModel):
-                    model.load_adapter(str(path), adapter_name=target)
-                else:
-                    model = PeftModel.from_pretrained(model, str(path), adapter_name=target)
-                model.to(device=self.loaded.device, dtype=self.loaded.dtype)
-                model.eval()
-                self._adapters[target] = str(path)
-            model.base_model.enable_adapter_layers()
-            model.set_adapter(target)
-            self.loaded = _replace_model(self.loaded, model, target)
-            scheduler.loaded = self.loaded
-            return target
-
-        self._adapter = scheduler.call(switch)
-        return self._adapter
-
-    def health(self) -> dict[str, Any]:
-        return {
-            "backend": "transformers",
-            "model": self.name,
-            "model_loaded": self.loaded is not None and self.scheduler is not None,
-            "device": self.loaded.device if self.loaded else None,
-            "dtype": str(self.loaded.dtype).removeprefix("torch.") if self.loaded else None,
-            "adapter": self.adapter,
-            "queue_depth": self.scheduler.queue_depth if self.scheduler else 0,
-        }
-
-    def close(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.close()
-
-
-def _replace_model(loaded: Any, model: Any, adapter: str | None) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(loaded, model=model, adapter=adapter)
+            if seq.done:
+                self.runner.release(seq.slot)
+                self._free.append(seq.slot)
+            else:
+                keep.append(seq)
+        return keep

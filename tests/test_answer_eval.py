@@ -160,7 +160,7 @@ def test_cli_json_and_bad_input(tmp_path, chatbot_home, capsys, monkeypatch):
 
     faq, queries, conversations = write_eval_files(tmp_path)
     config = write_config(chatbot_home)
-    monkeypatch.setattr("chatbot.engine.make_backend", lambda config: scripted())
+    monkeypatch.setattr("chatbot.backends.make_backend", lambda config: scripted())
     assert main(["--config", str(config), "eval", "answers", "--faq", str(faq), "--queries", str(queries),
                  "--limit", "2", "--json", "--quiet"]) == 0  # fmt: skip
     result = json.loads(capsys.readouterr().out)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from chatbot.commands.bench_generate import bench_prompts, measure, table, transformers_scheduler
+from chatbot.backends import make_backend
+from chatbot.commands.bench_generate import bench_prompts, measure, table
 from chatbot.config import AppConfig
 
 
@@ -19,7 +20,13 @@ def test_prompts_are_distinct_and_share_only_the_system_prompt(tiny_loaded):
 
 def test_measure_reports_single_concurrent_and_serial_figures(tiny_loaded):
     prompts = bench_prompts(tiny_loaded.tokenizer, AppConfig().prompt, 3)
-    result = measure(transformers_scheduler(tiny_loaded, 3, 1), prompts, 3, 6)
+    backend = make_backend(AppConfig(), "transformers", max_batch=3, loaded=tiny_loaded)
+    backend.warm_up()
+    try:
+        result = measure(backend, prompts, 3, 6)
+    finally:
+        backend.close()
+    assert backend.health()["backend_reason"] == 'configured: [model] backend = "transformers"'
     single, conc, serial = result["single"], result["concurrent"], result["serial"]
     assert single["ttft_s"] > 0 and single["tokens"] >= 1
     assert single["check_s"] > 0 and 0 < single["check_share"] < 1  # the claim check's cost, measured

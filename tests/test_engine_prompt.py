@@ -33,7 +33,7 @@ def tokenizer(tiny_loaded):
 
 
 def test_training_prompt_is_identical_to_serving_prompt(tiny_loaded):
-    from chatbot.scheduler import TransformersBackend
+    from chatbot.transformers_backend import TransformersBackend
 
     config = PromptConfig()
     backend = TransformersBackend(loaded=tiny_loaded)

@@ -102,7 +102,7 @@ def gated_home(chatbot_home, tmp_path, monkeypatch):
     stands in for the configured backend."""
     faq, queries, conversations = write_eval_files(tmp_path / "eval")
     config = write_config(chatbot_home, f'[eval]\nqueries = "{queries}"\nconversations = "{conversations}"\n')
-    monkeypatch.setattr("chatbot.engine.make_backend", lambda config: scripted())
+    monkeypatch.setattr("chatbot.backends.make_backend", lambda config: scripted())
     return faq, config
 
 
@@ -205,7 +205,7 @@ def test_adapters_cli_loads_an_engine_for_the_gate(adapters, gated_home, chatbot
     from chatbot.cli import main
 
     faq, config = gated_home
-    monkeypatch.setattr("chatbot.engine.make_backend", lambda config: KeyedBackend())
+    monkeypatch.setattr("chatbot.backends.make_backend", lambda config: KeyedBackend())
     assert main(["--config", str(config), "kb", "build", str(faq), "--quiet"]) == 0
     assert main(["--config", str(config), "adapters", "activate", "good"]) == 0
     assert main(["--config", str(config), "adapters", "activate", "bad"]) == 1

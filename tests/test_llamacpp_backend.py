@@ -261,13 +261,13 @@ def test_a_prompt_starting_like_the_last_one_reads_only_the_rest(peft_model, sha
     warm = LlamaRuntime(ModelConfig(cache_dir=shared_model_cache), config, 2)
     cold = LlamaRuntime(ModelConfig(cache_dir=shared_model_cache), config, 2)
     try:
-        warm.prefill(first, 0)
+        warm.prefill([0], [first])
         calls = []
         original = warm.decode_ctx.decode
         warm.decode_ctx.decode = lambda tokens, *rest: calls.append(len(tokens)) or original(tokens, *rest)
-        reused = warm.prefill(second, 1)
+        reused = warm.prefill([1], [second])[0]
         assert sum(calls) == len(second) - shared  # only the part after the shared system prompt was read
-        fresh = cold.prefill(second, 1)
+        fresh = cold.prefill([1], [second])[0]
         # the same up to rounding (the KV cache is F16 and attention sums in another order); a wrong cache would be
         # off by whole units
         np.testing.assert_allclose(reused, fresh, atol=0.05)
@@ -306,7 +306,7 @@ def test_prefill_type_follows_the_processor():
 
 
 def test_config_selects_the_backend_and_refuses_bad_values(tmp_path):
-    from chatbot.engine import make_backend
+    from chatbot.backends import make_backend
     from chatbot.llamacpp.backend import LlamaCppBackend
     from chatbot.settings import ConfigError
 

@@ -60,7 +60,7 @@ def test_dtype_auto_and_explicit():
 
 
 def test_local_folder_with_adapter_and_switching_while_serving(tiny_folders, chatbot_home):
-    from chatbot.scheduler import TransformersBackend
+    from chatbot.transformers_backend import TransformersBackend
 
     model_dir, adapter_dir = tiny_folders
     loaded = load_model(ModelConfig(name=str(model_dir), adapter=str(adapter_dir), dtype="float32", threads=1))

@@ -1,25 +1,27 @@
 """The llama.cpp backend: the same prompt format, batching scheduler and token choice as the transformers backend,
-with llama.cpp doing the forward passes on the CPU.
+with llama.cpp doing the forward passes on the CPU (`chatbot/llamacpp/runner.py` puts them behind the scheduler's
+runner protocol).
 
-Two copies of the model, from the one configured GGUF (rewritten once, cached): the prompt is read by a
-compute-friendly copy (BF16 on CPUs with AVX-512 BF16), its KV cache moves to the decoding copy (Q8_0: fewer bytes
-per token), and every conversation then decodes in one shared batch, one token each per step. The active peft
-LoRA adapter is merged into both copies (or exported to a GGUF LoRA and applied at every step), so the fine-tuned
-model is what customers get.
+Two copies of the model, from the one configured GGUF (rewritten once, cached): prompts are read by a
+compute-friendly copy (BF16 on CPUs with AVX-512 BF16), their KV cache moves to the decoding copy (Q8_0: fewer
+bytes per token), and every conversation then decodes in one shared batch, one token each per step. The prompts
+that arrive together are read in one llama.cpp batch (several sequence ids), each starting from a copy of the
+cached system prompt's KV rather than reading it again. The active peft LoRA adapter is merged into both copies (or
+exported to a GGUF LoRA and applied at every step), so the fine-tuned model is what customers get.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from chatbot.config import LlamaCppConfig, ModelConfig, SchedulerConfig
-from chatbot.generate import GenerationError
+from chatbot.generate import GenerationError, GenerationRequest
 from chatbot.model import ModelError
-from chatbot.scheduler import BatchScheduler, TransformersBackend
+from chatbot.scheduler import BatchScheduler, ScheduledStream
 
 
 def resolve_prefill_type(config: LlamaCppConfig, cpuinfo: str | None = None) -> str:
@@ -95,14 +97,25 @@ def common_prefix(a: list[int], b: list[int], limit: int) -> int:
     return n
 
 
+SHARED_PREFIX_MIN = 32
+"""A batch of prompts sharing at least this many more tokens than the cache holds reads them once into the cache
+first (the system prompt, when the cache is cold or the prompt changed)."""
+
+
 class LlamaRuntime:
     """The prefill and decode copies of the model with their contexts, for one adapter: merged into the weights
-    (`llamacpp.merge_adapter`), or applied as a GGUF LoRA at every step."""
+    (`llamacpp.merge_adapter`), or applied as a GGUF LoRA at every step.
+
+    Sequence `s` of the decode context is conversation slot `s` (`0 .. n_seq - 1`). The context that reads prompts
+    (the decode one, or a separate prefill copy) keeps one more sequence, `cache_seq`: the KV of the last prompt
+    read, so a new prompt starting the same way (every conversation's system prompt) only reads what differs.
+    """
 
     def __init__(self, model_config: ModelConfig, config: LlamaCppConfig, n_seq: int, adapter: Path | None = None):
         from chatbot.llamacpp.runtime import LlamaContext, LlamaModel
 
         self.config = config
+        self.n_seq = n_seq
         self.cache_dir = model_config.model_cache_dir()
         self.source = model_gguf(model_config)
         self.threads = config.threads or os.cpu_count() or 1
@@ -110,49 +123,99 @@ class LlamaRuntime:
         self.decode_type = config.decode_type
         merged = adapter if config.merge_adapter else None
         self.decoder = self.decode_ctx = self.prefiller = self.prefill_ctx = None
+        room = config.context_tokens
         try:
             self.decoder = LlamaModel(converted_gguf(self.source, self.decode_type, self.cache_dir, merged))
             separate = self.prefill_type != self.decode_type
-            # The prompt cache is one more sequence of the context that reads prompts.
-            self.decode_ctx = LlamaContext(self.decoder, n_seq + (0 if separate else 1), config.context_tokens,
-                                           self.threads, config.flash_attn)  # fmt: skip
             self.cache_seq = n_seq
+            self.decode_ctx = LlamaContext(self.decoder, n_seq + (0 if separate else 1),
+                                           (n_seq + (0 if separate else 2)) * room, self.threads,
+                                           config.flash_attn)  # fmt: skip
             if separate:
+                # the prompt cache plus one group of prompts (`prefill` reads at most `room` new tokens at a time)
                 self.prefiller = LlamaModel(converted_gguf(self.source, self.prefill_type, self.cache_dir, merged))
-                self.prefill_ctx = LlamaContext(self.prefiller, 2, config.context_tokens, self.threads,
+                self.prefill_ctx = LlamaContext(self.prefiller, n_seq + 1, 2 * room, self.threads,
                                                 config.flash_attn)  # fmt: skip
-                self.cache_seq = 1
             self.cached: list[int] = []
-            """The prompt whose KV cache `cache_seq` holds: the next prompt starting the same way (the system
-            prompt of every conversation) reads only what differs."""
+            """The prompt whose KV cache `cache_seq` holds."""
             if adapter is not None and merged is None:
                 self.apply_lora(adapter)
         except BaseException:
             self.close()
             raise
 
-    def prefill(self, tokens: list[int], slot: int) -> Any:
-        """Read a prompt (shorter than `context_tokens`) into decode slot `slot`; returns the logits of its last
-        token."""
-        ctx, seq = (self.decode_ctx, slot) if self.prefill_ctx is None else (self.prefill_ctx, 0)
+    @property
+    def reader(self) -> Any:
+        """The context that reads prompts."""
+        return self.prefill_ctx or self.decode_ctx
+
+    def prefill(self, slots: list[int], prompts: list[list[int]]) -> Any:
+        """Read prompts (each shorter than `context_tokens`) into decode slots `slots`, together; returns the
+        logits of each one's last token, a (len(prompts), vocab) float32 array."""
+        import numpy as np
+
+        out = []
         try:
-            reused = common_prefix(tokens, self.cached, len(tokens) - 1)  # the last token is read for its logits
-            if reused:
-                ctx.share(self.cache_seq, seq, reused)
-            logits = ctx.prefill(tokens[reused:], seq, start=reused)
-            ctx.forget(self.cache_seq)
-            ctx.share(seq, self.cache_seq, len(tokens))
-            self.cached = list(tokens)
-            if self.prefill_ctx is not None:
-                self.prefill_ctx.copy_sequence_to(self.decode_ctx, 0, slot)
+            self._cache_shared_prefix(prompts)
+            group: list[int] = []
+            size = 0
+            for i, prompt in enumerate(prompts):
+                new = len(prompt) - common_prefix(prompt, self.cached, len(prompt) - 1)
+                if group and size + new > self.config.context_tokens:
+                    out.append(self._read([slots[k] for k in group], [prompts[k] for k in group]))
+                    group, size = [], 0
+                group.append(i)
+                size += new
+            out.append(self._read([slots[k] for k in group], [prompts[k] for k in group]))
         except BaseException:
-            ctx.forget(self.cache_seq)
-            self.cached = []
+            self.forget_cache()
+            for slot in slots:
+                self.decode_ctx.forget(slot)
+                if self.prefill_ctx is not None:
+                    self.prefill_ctx.forget(slot)
             raise
-        finally:
-            if self.prefill_ctx is not None:
-                self.prefill_ctx.forget(0)
+        return np.concatenate(out)
+
+    def _cache_shared_prefix(self, prompts: list[list[int]]) -> None:
+        if len(prompts) < 2:
+            return
+        first = prompts[0]
+        shared = min(common_prefix(first, p, len(p) - 1) for p in prompts[1:])
+        have = common_prefix(first, self.cached, shared)
+        if shared - have < SHARED_PREFIX_MIN:
+            return
+        self.reader.forget(self.cache_seq, keep=have)
+        self.cached = []
+        self.reader.prefill(first[have:shared], self.cache_seq, start=have)
+        self.cached = first[:shared]
+
+    def _read(self, slots: list[int], prompts: list[list[int]]) -> Any:
+        """One batch: each prompt after the part the cache holds, all in one decode pass (in `n_batch` chunks)."""
+        ctx = self.reader
+        tokens: list[int] = []
+        positions: list[int] = []
+        seqs: list[int] = []
+        for slot, prompt in zip(slots, prompts, strict=True):
+            reused = common_prefix(prompt, self.cached, len(prompt) - 1)  # the last token is read for its logits
+            if reused:
+                ctx.share(self.cache_seq, slot, reused)
+            tokens += prompt[reused:]
+            positions += range(reused, len(prompt))
+            seqs += [slot] * (len(prompt) - reused)
+        want = [i + 1 == len(seqs) or seqs[i + 1] != seqs[i] for i in range(len(seqs))]
+        logits = ctx.decode_many(tokens, positions, seqs, want)
+        ctx.forget(self.cache_seq)
+        ctx.share(slots[-1], self.cache_seq, len(prompts[-1]))
+        self.cached = list(prompts[-1])
+        if self.prefill_ctx is not None:
+            for slot in slots:
+                self.prefill_ctx.copy_sequence_to(self.decode_ctx, slot, slot)
+                self.prefill_ctx.forget(slot)
         return logits
+
+    def forget_cache(self) -> None:
+        self.reader.forget(self.cache_seq)
+        self.cached = []
 
     def apply_lora(self, adapter_dir: Path | None) -> None:
         """Apply a peft LoRA folder (exported to GGUF once) to both copies at every step, or none; only on a
@@ -163,8 +226,7 @@ class LlamaRuntime:
         lora = exported_lora(adapter_dir, self.source, self.cache_dir) if adapter_dir else None
         for model, ctx in contexts:
             ctx.set_adapter(model.adapter(lora) if lora else None)
-        (self.prefill_ctx or self.decode_ctx).forget(self.cache_seq)  # computed with the old adapter
-        self.cached = []
+        self.forget_cache()  # computed with the old adapter
 
     def close(self) -> None:
         for part in (self.prefill_ctx, self.prefiller, self.decode_ctx, self.decoder):
@@ -172,128 +234,64 @@ class LlamaRuntime:
                 part.close()
 
 
-class LlamaCppScheduler(BatchScheduler):
-    """The batching scheduler over llama.cpp: each conversation owns a KV-cache slot of the decode context.
+class LlamaCppBackend:
+    """llama.cpp behind the engine's `Backend` interface: the batching scheduler over a `LlamaCppRunner`.
 
-    One arrival is prefilled per step, between decode steps of the others, so a new customer delays the running
-    replies by one prompt at most.
+    Cheap to construct; `warm_up()` converts (once) and loads the GGUF copies.
     """
-
-    arrivals_per_step = 1
-
-    def __init__(self, loaded: Any, config: SchedulerConfig):
-        super().__init__(loaded, config, threads=0)
-        self._free = list(range(self.config.max_batch))
-        self._slots: dict[int, int] = {}  # id(sequence) -> KV slot
-
-    @property
-    def runtime(self) -> LlamaRuntime:
-        return self.loaded.model
-
-    def _logits(self, rows: Any) -> Any:
-        import numpy as np
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(rows))
-
-    def _prefill(self, arrivals: list) -> tuple[Any, Any]:
-        import numpy as np
-
-        room = self.runtime.config.context_tokens
-        for seq in arrivals:
-            if len(seq.prompt_ids) >= room:  # fails alone: the others keep decoding
-                seq.done, seq.finish_reason = True, "error"
-                seq.out.put(GenerationError(f"the prompt has {len(seq.prompt_ids)} tokens, more than "
-                                            f"llamacpp.context_tokens ({room}); raise it or lower "
-                                            "prompt.max_prompt_tokens"))  # fmt: skip
-                continue
-            slot = self._free.pop()
-            self._slots[id(seq)] = slot
-            seq.position = len(seq.prompt_ids)
-            if seq.position + seq.config.max_new_tokens > room:
-                seq.config = _shorter(seq.config, room - seq.position)
-            logits = self.runtime.prefill(seq.prompt_ids, slot)
-            self._choose([seq], self._logits(np.stack([logits])))
-        return None, None
-
-    def _merge(self, rows, cache, mask, arrivals, new_cache, new_mask):
-        if rows:  # the running conversations advance in the same step as an arrival's prompt is read
-            self._decode(rows, None, None)
-        return rows + list(arrivals), None, None
-
-    def _decode(self, rows: list, cache: Any, mask: Any) -> tuple[Any, Any]:
-        slots = [self._slots[id(s)] for s in rows]
-        logits = self.runtime.decode_ctx.decode([s.last for s in rows], [s.position - 1 for s in rows], slots,
-                                                [True] * len(rows))  # fmt: skip
-        self._choose(rows, self._logits(logits))
-        return None, None
-
-    def _release(self, seq: Any) -> None:
-        slot = self._slots.pop(id(seq), None)
-        if slot is not None:
-            self.runtime.decode_ctx.forget(slot)
-            self._free.append(slot)
-
-    def _keep(self, rows, keep, cache, mask):
-        for i, seq in enumerate(rows):
-            if i not in keep:
-                self._release(seq)
-        return [rows[i] for i in keep], None, None
-
-    def swap_runtime(self, new: LlamaRuntime) -> LlamaRuntime:
-        """Between two steps, move every running conversation's KV cache into `new` and decode with it from then
-        on; returns the old runtime for the caller to close."""
-
-        def swap(old: LlamaRuntime) -> LlamaRuntime:
-            for slot in self._slots.values():
-                old.decode_ctx.copy_sequence_to(new.decode_ctx, slot, slot)
-            self.loaded = dataclasses.replace(self.loaded, model=new)
-            return old
-
-        return self.call(swap)
-
-    def _reset(self) -> None:
-        for slot in self._slots.values():
-            self.runtime.decode_ctx.forget(slot)
-        self._slots.clear()
-        self._free = list(range(self.config.max_batch))
-
-
-def _shorter(config: Any, max_new_tokens: int) -> Any:
-    return dataclasses.replace(config, max_new_tokens=max(1, max_new_tokens))
-
-
-class LlamaCppBackend(TransformersBackend):
-    """llama.cpp behind the engine's `Backend` interface; prompt rendering, streams and health as the
-    transformers backend's."""
 
     def __init__(self, model_config: ModelConfig | None = None, scheduler_config: SchedulerConfig | None = None,
                  config: LlamaCppConfig | None = None):  # fmt: skip
-        super().__init__(model_config, scheduler_config)
+        from chatbot.backends import BackendChoice
+
+        self.model_config = model_config or ModelConfig()
+        self.scheduler_config = scheduler_config or SchedulerConfig()
         self.config = config or LlamaCppConfig()
+        self.name = self.model_config.name
+        self.choice = BackendChoice("llamacpp", "constructed directly")
+        self.scheduler: BatchScheduler | None = None
+        self.tokenizer: Any = None
+        self.adapter: str | None = None
+        self._adapters: dict[str, str] = {}
+
+    @property
+    def runtime(self) -> LlamaRuntime | None:
+        return self.scheduler.runner.runtime if self.scheduler is not None else None
 
     def warm_up(self) -> None:
-        import time
-
-        from chatbot.model import LoadedModel, adapter_name, load_tokenizer, resolve_adapter
-
-        start = time.perf_counter()
         import torch
+
+        from chatbot.llamacpp.runner import LlamaCppRunner
+        from chatbot.model import adapter_name, load_tokenizer, resolve_adapter
 
         # torch still embeds questions and replies (grounding) and picks tokens in this process; with one thread it
         # leaves the cores to llama.cpp (`chatbot bench serve`, median of 5 runs: 1.35x the tokens/s per stream)
         torch.set_num_threads(self.model_config.threads or 1)
-        tokenizer = load_tokenizer(self.model_config)
+        self.tokenizer = load_tokenizer(self.model_config)
         adapter = resolve_adapter(self.model_config.adapter)
-        runtime = LlamaRuntime(self.model_config, self.config, self.scheduler_config.max_batch, adapter)
-        name = adapter_name(adapter) if adapter else None
-        self.loaded = LoadedModel(runtime, tokenizer, "cpu", None, name, self.model_config.name,
-                                  time.perf_counter() - start)  # fmt: skip
-        self._adapter = name
-        if name:
-            self._adapters[name] = str(adapter)
-        self.scheduler = LlamaCppScheduler(self.loaded, self.scheduler_config)
+        slots = self.scheduler_config.max_batch
+        runtime = LlamaRuntime(self.model_config, self.config, slots, adapter)
+        self.adapter = adapter_name(adapter) if adapter else None
+        if self.adapter:
+            self._adapters[self.adapter] = str(adapter)
+        self.scheduler = BatchScheduler(LlamaCppRunner(runtime), self.tokenizer, self.scheduler_config)
         self.scheduler.start()
+
+    def _require(self) -> BatchScheduler:
+        if self.scheduler is None:
+            raise GenerationError("the model is not loaded: call warm_up() first")
+        return self.scheduler
+
+    def render(self, request: GenerationRequest) -> list[int]:
+        from chatbot.prompt import render_prompt
+
+        self._require()
+        return render_prompt(self.tokenizer, request.messages, request.max_prompt_tokens)
+
+    def stream(self, request: GenerationRequest, cancel: threading.Event | None = None) -> ScheduledStream:
+        """Queue the request; iterate the result for text pieces."""
+        scheduler = self._require()
+        return scheduler.submit(self.render(request), request.generation, cancel)
 
     def set_adapter(self, path_or_name: str | None) -> str | None:
         """Switch the adapter while serving: a folder, a name used before, or None/`none` for the base model.
@@ -314,29 +312,33 @@ class LlamaCppBackend(TransformersBackend):
         if self.config.merge_adapter:
             new = LlamaRuntime(self.model_config, self.config, self.scheduler_config.max_batch, path)
             try:
-                old = scheduler.swap_runtime(new)
+                old = scheduler.call(lambda runner: runner.swap_weights(new))
             except BaseException:
                 new.close()
                 raise
             old.close()
         else:
-            scheduler.call(lambda runtime: runtime.apply_lora(path))
+            scheduler.call(lambda runner: runner.runtime.apply_lora(path))
         if name:
             self._adapters[name] = str(path)
-        self._adapter = name
-        self.loaded = dataclasses.replace(scheduler.loaded, adapter=name)
-        return self._adapter
+        self.adapter = name
+        return self.adapter
 
     def health(self) -> dict[str, Any]:
-        runtime = self.loaded.model if self.loaded else None
+        runtime = self.runtime
         return {
-            **super().health(),
             "backend": "llamacpp",
+            "backend_reason": self.choice.reason,
+            "model": self.name,
+            "model_loaded": runtime is not None,
+            "device": "cpu" if runtime else None,
             "dtype": f"prefill {runtime.prefill_type}, decode {runtime.decode_type}" if runtime else None,
             "threads": runtime.threads if runtime else None,
+            "adapter": self.adapter,
+            "queue_depth": self.scheduler.queue_depth if self.scheduler else 0,
         }
 
     def close(self) -> None:
-        super().close()
-        if self.loaded is not None:
-            self.loaded.model.close()
+        if self.scheduler is not None:
+            self.scheduler.close()
+            self.scheduler.runner.runtime.close()

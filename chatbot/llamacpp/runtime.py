@@ -72,13 +72,14 @@ class LlamaModel:
 
 
 class LlamaContext:
-    """A llama.cpp context over a model: a KV cache of `n_seq` sequences of up to `n_ctx_seq` tokens each."""
+    """A llama.cpp context over a model: one KV cache of `n_cells` token cells shared by `n_seq` sequences (a
+    prefix copied from one sequence to another shares its cells)."""
 
-    def __init__(self, model: LlamaModel, n_seq: int, n_ctx_seq: int, threads: int, flash_attn: bool = True,
+    def __init__(self, model: LlamaModel, n_seq: int, n_cells: int, threads: int, flash_attn: bool = True,
                  n_batch: int = 512):  # fmt: skip
         self.lib, self.model = model.lib, model
         params = self.lib.llama_context_default_params()
-        params.n_ctx = n_seq * n_ctx_seq
+        params.n_ctx = n_cells
         params.n_batch = params.n_ubatch = n_batch
         params.n_seq_max = n_seq
         params.n_threads = params.n_threads_batch = threads
@@ -128,9 +129,18 @@ class LlamaContext:
             last = logits[0] if end else last
         return last
 
-    def forget(self, seq: int) -> None:
-        """Drop sequence `seq` from the KV cache."""
-        self.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+    def forget(self, seq: int, keep: int = 0) -> None:
+        """Drop sequence `seq` from the KV cache (all but its first `keep` positions)."""
+        self.lib.llama_memory_seq_rm(self.memory, seq, keep if keep else -1, -1)
+
+    def decode_many(self, tokens: list[int], positions: list[int], seqs: list[int], want: list[bool]) -> Any:
+        """`decode` of any number of tokens (of several sequences), in batches of `n_batch`."""
+        import numpy as np
+
+        parts = [self.decode(tokens[i : i + self.n_batch], positions[i : i + self.n_batch],
+                             seqs[i : i + self.n_batch], want[i : i + self.n_batch])
+                 for i in range(0, len(tokens), self.n_batch)]  # fmt: skip
+        return np.concatenate(parts) if parts else np.empty((0, self.model.n_vocab), dtype=np.float32)
 
     def share(self, seq: int, dest_seq: int, n_tokens: int) -> None:
         """Let `dest_seq` start with the first `n_tokens` positions of `seq`'s cache (the cells are shared)."""
