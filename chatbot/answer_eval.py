@@ -167,7 +167,7 @@ def _record(kind: str, item: int, turn: int, turns: tuple[str, ...], earlier: tu
     failures: tuple[str, ...] = ()
     if reply.route in ("answer", "draft") and reply.sources:
         evidence = Evidence(
-            sources=tuple(t for h in reply.sources for t in (h.entry.answer, h.entry.question)),
+            sources=tuple(t for h in reply.sources for t in (h.entry.question, h.entry.answer)),  # as the engine
             customer=turns,
             earlier=earlier,
         )

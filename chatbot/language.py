@@ -15,6 +15,8 @@ from knowledge_base.language import detect_language, has_cjk
 
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 _CJK_CHARS = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 CJK_LANGUAGES = frozenset(("zh", "ja", "ko"))
 _WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
 
@@ -59,6 +61,8 @@ def detect(text: str, config: LanguageConfig | None = None, conversation_languag
     fallback = conversation_language or config.default
     if has_cjk(text):
         found = detect_language(text, default=fallback) or fallback
+        if found == "ja" and len(_KANA.findall(text)) * 5 < len(_HAN.findall(text)):
+            return "zh"  # Chinese naming a Japanese shop ("千只鹤手作り料理 居楽屋(昌平店)的地址是？"): a kana or two
         if found in CJK_LANGUAGES or stopword_language(text):
             return found
         # mostly Latin letters around a few CJK words ("iPhone 15 Pro Max 有货吗"): the CJK words decide

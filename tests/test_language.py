@@ -58,6 +58,13 @@ def test_chinese_text_is_chinese_in_any_conversation(text, expected):
     assert detect("MacBook Pro 2023 的电池多少钱", conversation_language="en") == "zh"
 
 
+def test_a_japanese_name_in_a_chinese_question_is_chinese():
+    # from CrossWOZ's test dialogues: a Chinese customer asking about a Japanese restaurant got an English handoff
+    assert detect("还有，千只鹤手作り料理 居楽屋(昌平店)的地址是？", conversation_language="zh") == "zh"
+    assert detect("注文をキャンセルしたいです", conversation_language="zh") == "ja"
+    assert detect("東京駅の近くにありますか") == "ja"
+
+
 def test_an_english_sentence_moves_a_chinese_conversation_to_english():
     assert detect("Where is my order? I paid last week.", conversation_language="zh") == "en"
     assert detect("Can you tell me the delivery time for this?", conversation_language="zh") == "en"
