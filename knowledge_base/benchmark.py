@@ -15,7 +15,8 @@ from knowledge_base import benchdata, benchdata_zh
 from knowledge_base.config import KBConfig
 from knowledge_base.embedder import Embedder, EmbeddingCache
 from knowledge_base.evaluate import metrics, run_queries
-from knowledge_base.index import Fusion, Retriever
+from knowledge_base.index import Retriever
+from knowledge_base.kb import fusion_for
 
 METHODS = {"dense": 1.0, "bm25": 0.0, "hybrid": None}
 SETS = {
@@ -46,13 +47,13 @@ def run_benchmark(
 
     benchdata.check_data(data)
     cache = EmbeddingCache(cache_dir)
-    fusion = Fusion(config.dense_weight, config.cjk_dense_weight, config.calibration_slope, config.calibration_offset)
+    fusion = fusion_for(config, embedder)
     results: dict = {
         "config": {
             "embedder": embedder.name,
             "index_factory": config.index_factory,
             "dense_weight": config.dense_weight,
-            "cjk_dense_weight": config.cjk_dense_weight,
+            "cjk_dense_weight": fusion.cjk_dense_weight,
             "candidates": config.candidates,
             "latency_queries": latency_queries,
             "machine": f"{platform.processor() or platform.machine()}",

@@ -36,6 +36,9 @@ class KBConfig:
     cjk_dense_weight: float = 0.3
     """Fusion weight used instead of `dense_weight` for queries written in Chinese/Japanese/Korean script: the
     default English MiniLM knows little of them, the character-bigram BM25 side carries them."""
+    multilingual_cjk_dense_weight: float | None = None
+    """`cjk_dense_weight` for versions built with a multilingual embedder (`e5`, `use`); unset, each one's weight
+    tuned on the AFQMC and CrossWOZ tuning splits (e5 0.9, use 0.5), since their dense side knows Chinese."""
     calibration_slope: float = 5.73
     """Calibrated score = sigmoid(slope * fused + offset): P(top hit right), Platt-fitted with all-MiniLM-L6-v2 on
     Banking77 and CLINC150 queries with out-of-scope rows (`kb calibrate --refit` fits it on your own queries)."""
@@ -59,8 +62,9 @@ class KBConfig:
             raise ValueError("kb.draft_threshold <= kb.answer_threshold must both lie in [0, 1]")
         if self.keep_versions < 1:
             raise ValueError("kb.keep_versions must be >= 1")
-        for name in ("dense_weight", "cjk_dense_weight"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+        for name in ("dense_weight", "cjk_dense_weight", "multilingual_cjk_dense_weight"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"kb.{name} must lie in [0, 1]")
         if not 0.0 <= self.auto_cjk_share < 1.0:
             raise ValueError("kb.auto_cjk_share must lie in [0, 1)")

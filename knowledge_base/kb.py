@@ -82,6 +82,17 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def fusion_for(config: KBConfig, embedder: Embedder) -> Fusion:
+    """Fusion weights and calibration from `config`; for CJK queries, a multilingual embedder (one with its own
+    `cjk_dense_weight`) uses `multilingual_cjk_dense_weight`, or its own weight when that is unset."""
+    c = config
+    cjk = c.cjk_dense_weight
+    own = getattr(getattr(embedder, "active", embedder), "cjk_dense_weight", None)
+    if own is not None:
+        cjk = own if c.multilingual_cjk_dense_weight is None else c.multilingual_cjk_dense_weight
+    return Fusion(c.dense_weight, cjk, c.calibration_slope, c.calibration_offset)
+
+
 class KnowledgeBase:
     """FAQ search over versioned snapshots. Cheap `__init__`; `warm_up()` loads the current snapshot; `search` is
     thread-safe and each result comes from exactly one snapshot."""
@@ -122,8 +133,8 @@ class KnowledgeBase:
 
     @property
     def fusion(self) -> Fusion:
-        c = self.config
-        return Fusion(c.dense_weight, c.cjk_dense_weight, c.calibration_slope, c.calibration_offset)
+        """The fusion of versions built with `embedder` (`fusion_for`)."""
+        return fusion_for(self.config, self.embedder)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def warm_up(self) -> KnowledgeBase:
@@ -289,7 +300,7 @@ class KnowledgeBase:
             version,
             entries,
             vectors,
-            self.fusion,
+            fusion_for(self.config, embedder),
             self.config.index_factory,
             self.config.hnsw_ef_search,
             self.config.candidates,
@@ -366,7 +377,8 @@ class KnowledgeBase:
             entry_lexical = LexicalIndex.from_arrays(dict(data))
         self._hold(version)
         self._embedders[version] = embedder
-        return Retriever(version, entries, vectors, index, lexical, self.fusion, self.config.candidates, entry_lexical)
+        fusion = fusion_for(self.config, embedder)
+        return Retriever(version, entries, vectors, index, lexical, fusion, self.config.candidates, entry_lexical)
 
     # -- versions -----------------------------------------------------------------------------------------------
     def _info(self, version: str) -> VersionInfo:

@@ -99,3 +99,19 @@ def test_a_version_built_with_one_embedder_is_refused_by_another(chatbot_home):
 def test_bad_auto_settings_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         KBConfig(embedder="auto", **fields)
+
+
+def test_multilingual_embedders_weigh_their_dense_side_more_for_cjk_queries():
+    from knowledge_base.kb import fusion_for
+
+    config = KBConfig()
+    assert fusion_for(config, HashEmbedder(64)).cjk_dense_weight == config.cjk_dense_weight == 0.3
+    assert fusion_for(config, E5Embedder()).cjk_dense_weight == 0.9
+    assert fusion_for(config, USEEmbedder()).cjk_dense_weight == 0.5
+    assert fusion_for(KBConfig(multilingual_cjk_dense_weight=0.7), E5Embedder()).cjk_dense_weight == 0.7
+    auto = AutoEmbedder(KBConfig(embedder="auto", auto_english="hash:256", auto_cjk="e5"))
+    assert fusion_for(config, auto).cjk_dense_weight == 0.3
+    auto.use(auto.choose(["zh"]))
+    assert fusion_for(config, auto).cjk_dense_weight == 0.9
+    with pytest.raises(ValueError, match="multilingual_cjk_dense_weight"):
+        KBConfig(multilingual_cjk_dense_weight=1.5)
