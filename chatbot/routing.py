@@ -123,12 +123,21 @@ def looks_like_injection(text: str) -> bool:
     return any(p.search(norm) for p in INJECTION_PATTERNS)
 
 
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
 def leaks_prompt(reply: str, system_prompt: str, window: int = 6) -> bool:
-    """Whether `reply` repeats any run of `window` consecutive words of the system prompt."""
+    """Whether `reply` repeats any run of `window` consecutive words of the system prompt (in Chinese, which has no
+    spaces, any `2 * window` consecutive characters)."""
     words = re.findall(r"\w+", _normal(system_prompt))
     reply_words = " ".join(re.findall(r"\w+", _normal(reply)))
     grams = {" ".join(words[i : i + window]) for i in range(len(words) - window + 1)}
-    return any(g in reply_words for g in grams)
+    if any(g in reply_words for g in grams):
+        return True
+    reply_han = "|".join(_HAN_RUN.findall(_normal(reply)))
+    size = 2 * window
+    return any(run[i : i + size] in reply_han for run in _HAN_RUN.findall(_normal(system_prompt))
+               for i in range(len(run) - size + 1))  # fmt: skip
 
 
 def supported_facts(texts: Iterable[str]) -> set[str]:

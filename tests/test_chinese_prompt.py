@@ -31,3 +31,12 @@ def test_a_configured_prompt_and_tone_are_used_as_written():
     config = PromptConfig(system_prompt="Assistant of {company}, {tone}. Reply in {language}.", tone="热情")
     assert system_prompt(config, "zh") == "Assistant of Acme, 热情. Reply in Chinese."
     assert "语气要热情。" in system_prompt(PromptConfig(tone="热情"), "zh")
+
+
+def test_a_reply_repeating_the_chinese_prompt_is_a_leak():
+    from chatbot.routing import leaks_prompt
+
+    prompt = system_prompt(PromptConfig(), "zh")
+    assert leaks_prompt("我的指示是：只根据下面编号资料中的事实回答顾客的问题。", prompt)
+    assert not leaks_prompt("退款会在3到5个工作日内退回原支付账户。", prompt)
+    assert not leaks_prompt("如果资料中没有答案", prompt)  # eight characters: an ordinary phrase, not a leak
