@@ -124,6 +124,23 @@ def test_paired_bootstrap_gives_the_difference_and_a_spread_that_contains_it():
         paired_bootstrap(learned[:5], control, 0.5, 100)
 
 
+def test_an_edit_is_faithful_when_its_sources_or_the_customer_say_what_it_says():
+    from chatbot.records import Turn
+    from knowledge_base.records import FaqEntry
+    from training.grounded import GroundedExample
+    from training.learn_bench import faithful
+
+    source = FaqEntry("loans@0", "Repaying loans", "You repay your federal student loan to your loan servicer monthly.")
+    history = (Turn("user", "How do I repay my loan?"),)
+
+    def edited(reply: str) -> GroundedExample:
+        return GroundedExample("review:c-1", history, (source,), reply, "review:edited")
+
+    assert faithful(edited("You repay your loan to your loan servicer monthly."))
+    assert not faithful(edited("Please call our office and a counsellor will explain everything to you."))
+    assert not faithful(edited("You repay your loan servicer within 30 days."))  # a number no source has
+
+
 def test_bench_settings_out_of_range_are_refused_with_the_flag_to_fix():
     with pytest.raises(ValueError, match="--threshold"):
         LearnBenchConfig(threshold=0.0)
@@ -150,7 +167,7 @@ def test_the_loop_reviews_trains_gates_and_replays_the_second_batch(tmp_path, ap
         return train(config, [], out, app=app_config, progress=False, loaded=make_tiny_lm(smol_tokenizer))
 
     cfg = LearnBenchConfig(batch_size=5, tune_size=2, steps=1, train_batch=2, bootstrap=50, gate_limit=2,
-                           threshold=0.6, max_length=512)  # fmt: skip
+                           threshold=0.6, max_length=512, faithful_edits=False)  # fmt: skip
     results = run_learn_bench(app_config, data, tmp_path / "work", cfg, trainer, backend=scripted_backend,
                               embedder=hash_embedder)  # fmt: skip
 

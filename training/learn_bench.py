@@ -63,6 +63,9 @@ class LearnBenchConfig:
     """doc2dial domains replayed (the shipped adapter was trained on `ssa` and `va`)."""
     max_new_tokens: int = 80
     """Most tokens of one draft (agents' replies are one or two sentences)."""
+    faithful_edits: bool = True
+    """Train only on edits the draft's sources support (`training.grounded.is_faithful`, as the grounded objective
+    keeps doc2dial replies); the control drops the same conversations."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -162,17 +165,28 @@ def write_gate_queries(samples: Sequence[ReplaySample], path: Path) -> Path:
     return path
 
 
-def review_sets(store: Any, kb: Any, records: Sequence[ReplayRecord]) -> dict[str, list[Any]]:
+def faithful(example: Any) -> bool:
+    """An example's reply adds nothing its sources or the customer's messages do not say (`is_faithful`)."""
+    from training.grounded import is_faithful
+
+    evidence = [t for s in example.sources for t in (s.answer, s.question)]
+    return is_faithful(example.reply, evidence + [t.content for t in example.history if t.role == "user"])
+
+
+def review_sets(store: Any, kb: Any, records: Sequence[ReplayRecord], faithful_edits: bool = True
+                ) -> dict[str, list[Any]]:  # fmt: skip
     """The reviewed batch as grounded training examples (`training.grounded.review_examples`: the sent text with
     the draft's FAQ sources), `learned`, and the control, `control`: the same examples with the bot's own draft as
     the target (every draft approved as drafted: same conversations, prompts, sources and number of examples; only
     the agents' edits are missing). Replies without an FAQ source (agents' answers to handed-off messages) are left
     out of both: the grounded objective learns to restate sources, and a reply with none would teach the model to
-    answer without any."""
+    answer without any. With `faithful_edits`, so are edits that are not `faithful` to the draft's sources."""
     from training.grounded import review_examples
 
     drafts = {r.conversation_id: store.draft(r.draft_id).text for r in records if r.draft_id is not None}
     learned = [ex for ex in review_examples(store, kb.entry) if ex.sources]
+    if faithful_edits:
+        learned = [ex for ex in learned if ex.kind != "review:edited" or faithful(ex)]
     control = []
     for ex in learned:
         conversation_id = ex.id.removeprefix("review:").rsplit("-", 1)[0]
@@ -264,7 +278,7 @@ def run_learn_bench(app: Any, data: Path, work: Path, cfg: LearnBenchConfig, tra
             first = replay(engine, batch1, desc="batch 1", progress=progress)
             outcomes = review(store, first, batch1, cfg.threshold)
             sets, sizes = {}, {}
-            for name, examples in review_sets(store, kb, first).items():
+            for name, examples in review_sets(store, kb, first, cfg.faithful_edits).items():
                 sets[name] = work / f"reviews-{name}.jsonl"
                 sizes[name] = write_grounded(examples, sets[name])
             arms = []

@@ -54,6 +54,7 @@ def cmd_learn(args) -> int:
             train_batch=args.train_batch, max_length=args.max_length, learning_rate=args.learning_rate,
             seeds=tuple(int(s) for s in args.seeds.split(",")), split_seed=args.split_seed,
             bootstrap=args.bootstrap, gate_limit=args.gate_limit, max_new_tokens=args.max_new_tokens,
+            faithful_edits=not args.all_edits,
         )  # fmt: skip
     except ValueError as exc:
         print(f"chatbot bench learn: {exc}", file=sys.stderr)
@@ -107,5 +108,7 @@ def register(subparsers) -> None:
     p.add_argument("--gate-limit", type=int, default=8, help="tuning queries the gate compares on [8]")
     p.add_argument("--max-new-tokens", type=int, default=80, help="most tokens of one draft [80]")
     p.add_argument("--threads", type=int, default=1, help="generation and training threads [1]")
+    p.add_argument("--all-edits", action="store_true",
+                   help="train on every edit, also those the draft's sources do not support")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_learn)
