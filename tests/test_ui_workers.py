@@ -362,3 +362,12 @@ def test_an_admin_upload_on_one_worker_merges_into_what_another_worker_built_a_m
     assert page.build_faq(checked).startswith("✅")
     ids = {e.id for e in engine.kb.entries()}
     assert {"gift-cards", "loyalty"} <= ids  # worker 2's entry is kept, not lost under worker 1's merge
+
+
+def test_serve_with_workers_refuses_at_once_what_would_stop_every_worker(chatbot_home, monkeypatch, capsys):
+    from chatbot.commands.serve import serve
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(chatbot_home / "uploads"))  # uploads inside the data folder
+    assert serve(None, "127.0.0.1", free_port(), workers=2) == 2
+    assert "set $GRADIO_TEMP_DIR to a folder outside $CHATBOT_HOME" in capsys.readouterr().err
+    assert not (chatbot_home / "kb").exists()  # refused before anything was built

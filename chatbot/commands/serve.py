@@ -65,19 +65,28 @@ def serve(config_file: str | None = None, host: str | None = None, port: int | N
 
 
 def _serve_workers(config, config_file: str | None, host: str, port: int, workers: int) -> int:
-    """Prepare the shared state once (store migrations; the demo FAQ when the knowledge base is empty, so the
-    workers do not each build it), then let uvicorn run `workers` processes of `ui.asgi:worker_app`."""
+    """Check what would stop every worker (Gradio's upload folder inside the data folder), prepare the shared state
+    once (store migrations; the demo FAQ when the knowledge base is empty, so the workers do not each build it), then
+    let uvicorn run `workers` processes of `ui.asgi:worker_app`."""
     import os
+    from types import SimpleNamespace
 
     import uvicorn
 
     from chatbot.settings import chatbot_home
     from chatbot.store import Store
     from knowledge_base.kb import KnowledgeBase, demo_faq_path
+    from ui.app import blocked_paths
     from ui.asgi import CONFIG_ENV
 
-    Store(config.store).warm_up().close()
+    store = Store(config.store)
     kb = KnowledgeBase(chatbot_home() / "kb", config.kb)
+    try:  # what would stop every worker at start (uvicorn would restart them over and over): say it once, here
+        blocked_paths(config, SimpleNamespace(store=store, kb=kb))
+    except ValueError as exc:
+        print(f"chatbot: {exc}", file=sys.stderr)
+        return 2
+    store.warm_up().close()
     if not any(v.current for v in kb.versions()):
         print("chatbot: the knowledge base is empty: building the demo FAQ", file=sys.stderr, flush=True)
         kb.build(demo_faq_path())
