@@ -26,7 +26,9 @@ class KBConfig:
     """Embedding batch size at build time."""
     index_factory: str = "Flat"
     """FAISS factory string over inner product: `Flat` (exact, the default), `HNSW32` or `IVF1024,Flat` (lists about
-    4 * sqrt(phrasings); see `ivf_nprobe`) for large FAQs; `bench retrieval --indexes` measures them on your data."""
+    4 * sqrt(phrasings); see `ivf_nprobe`). Measured with MiniLM on Banking77 padded to 39k phrasings, both found the
+    exact top phrasing for 99% of queries and cost no hybrid recall@1, at 3x less retrieval time; below about 20k
+    phrasings exact search takes less time than embedding the query. `bench retrieval --indexes` measures your data."""
     hnsw_ef_search: int = 64
     """efSearch for HNSW indexes: candidates kept per search (more = closer to exact, slower)."""
     ivf_nprobe: int = 16
