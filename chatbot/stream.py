@@ -183,7 +183,10 @@ class ReplyStream:
         if failure:
             if not plan.hits:
                 return Outcome(text, grounded=False, rejected=generated or None, rejection=failure)
-            return self._fallback(generated, failure)
+            outcome = self._fallback(generated, failure)
+            if stream_out and not shown:  # nothing streamed yet: the sources' words are the stream (pages re-render)
+                yield outcome.text
+            return outcome
         if gate is not None and gate.cut_off:
             return Outcome(text, grounded=True, rejected=generated,
                            rejection="cut off mid-sentence: the unfinished sentence was dropped")  # fmt: skip
