@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from knowledge_base.records import Hit
 
@@ -58,3 +58,22 @@ class Reply:
     """Why `rejected` failed, in words ("names 'British money transfer', which no source mentions")."""
     followup: bool = False
     """The message was read with the conversation's earlier turns (a follow-up)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The reply's JSON form (DESIGN.md's keys), which the API's `chatbot` object carries and `ask --json`
+        prints (with `reply`, the held draft for a draft); `text` is what the customer saw, never an unsent draft."""
+        return {
+            "route": self.route,
+            "grounded": self.grounded,
+            "language": self.language,
+            "sources": [
+                {"faq_id": h.entry.id, "question": h.entry.question, "score": round(h.score, 4)} for h in self.sources
+            ],  # fmt: skip
+            "index_version": self.index_version,
+            "adapter": self.adapter,
+            "timings": self.timings,
+            "conversation_id": self.conversation_id,
+            "message_id": self.message_id,
+            "fallback": self.fallback,
+            "text": self.text,
+        }

@@ -21,7 +21,8 @@ def test_ask_json_has_the_design_keys(chatbot_home):
     with contextlib.redirect_stdout(out):
         assert main(["ask", "--json", "How long does delivery take?"]) == 0
     result = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert set(result) == {"reply", "route", "grounded", "language", "sources", "index_version", "adapter", "timings"}
+    design = {"reply", "route", "grounded", "language", "sources", "index_version", "adapter", "timings"}
+    assert set(result) == design | {"conversation_id", "message_id", "fallback", "text"}  # the API's keys too
     assert result["route"] == "answer" and result["grounded"] and result["language"] == "en"
     assert result["sources"][0]["faq_id"] == "delivery_period"
     assert set(result["sources"][0]) == {"faq_id", "question", "score"}

@@ -73,6 +73,18 @@ def test_a_person_request_is_handed_off(client):
     assert "colleague" in completion.choices[0].message.content
 
 
+def test_a_held_draft_never_reaches_the_api_client(client, live_reset):
+    live_reset.engine.config.routing.mode = "draft_only"  # every reply is held for an agent
+    completion = client.chat.completions.create(
+        model="support-bot", messages=[{"role": "user", "content": "How do I track my order?"}]
+    )
+    extra = completion.model_extra["chatbot"]
+    assert extra["route"] == "draft" and "reply" not in extra
+    drafts = live_reset.engine.store.conversation_drafts(extra["conversation_id"])
+    assert drafts and drafts[0].text not in json.dumps(completion.model_dump(), ensure_ascii=False)
+    assert completion.choices[0].message.content == extra["text"]
+
+
 @pytest.mark.parametrize(
     "messages, error, needle",
     [

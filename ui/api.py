@@ -93,24 +93,6 @@ def _text_of(message: ChatMessage) -> str:
     return message.content or ""
 
 
-def reply_extra(reply: Any) -> dict[str, Any]:
-    """The `chatbot` field of a response: what the engine decided and what the reply rests on."""
-    return {
-        "route": reply.route,
-        "sources": [
-            {"faq_id": h.entry.id, "question": h.entry.question, "score": round(h.score, 4)} for h in reply.sources
-        ],  # fmt: skip
-        "conversation_id": reply.conversation_id,
-        "message_id": reply.message_id,
-        "grounded": reply.grounded,
-        "language": reply.language,
-        "index_version": reply.index_version,
-        "adapter": reply.adapter,
-        "fallback": reply.fallback,
-        "text": reply.text,
-    }
-
-
 def _error(status: int, message: str, code: str = "invalid_request") -> Any:
     from fastapi.responses import JSONResponse
 
@@ -214,7 +196,7 @@ def create_router(engine: Any, config: Any, active: ActiveChats) -> Any:
             raise
 
         def extra() -> dict[str, Any]:
-            out = reply_extra(stream.reply)
+            out = stream.reply.to_json()
             if secret is not None:
                 out["conversation_secret"] = secret
             return out

@@ -20,22 +20,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def reply_json(reply: Any) -> dict[str, Any]:
-    """A `Reply` as `ask --json` prints it (DESIGN.md's keys)."""
-    return {
-        "reply": reply.draft_text if reply.route == "draft" and reply.draft_text else reply.text,
-        "route": reply.route,
-        "grounded": reply.grounded,
-        "language": reply.language,
-        "sources": [
-            {"faq_id": h.entry.id, "question": h.entry.question, "score": round(h.score, 4)} for h in reply.sources
-        ],  # fmt: skip
-        "index_version": reply.index_version,
-        "adapter": reply.adapter,
-        "timings": reply.timings,
-    }
-
-
 def ask(text: str, *, config_path: str | None = None, adapter: str | None = None, mode: str | None = None,
         as_json: bool = False, out: Any = None) -> dict[str, Any]:  # fmt: skip
     """Answer `text` in a fresh conversation, streaming to `out` (default: the current stdout); returns the JSON
@@ -64,7 +48,8 @@ def ask(text: str, *, config_path: str | None = None, adapter: str | None = None
         reply = stream.reply
     finally:
         engine.close()
-    result = reply_json(reply)
+    result = {"reply": reply.draft_text if reply.route == "draft" and reply.draft_text else reply.text,
+              **reply.to_json()}  # fmt: skip
     if as_json:
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
         return result
