@@ -14,8 +14,10 @@ class KBConfig:
     sentence-transformers model id or local folder; `hash` or `hash:DIM` for the fast deterministic test embedder."""
     auto_english: str = "embedded"
     """With `embedder = "auto"`: the embedder of FAQs that are not mostly CJK."""
-    auto_cjk: str = "e5"
-    """With `embedder = "auto"`: the embedder of FAQs whose entries are mostly Chinese, Japanese or Korean."""
+    auto_cjk: str = "use"
+    """With `embedder = "auto"`: the embedder of FAQs whose entries are mostly Chinese, Japanese or Korean. `use`:
+    as good as `e5` on the Chinese sets at 10k rows (AFQMC recall@1 0.20 vs 0.19, CrossWOZ 0.767 vs 0.770; MiniLM
+    0.17 and 0.692) at a fifth of its per-query time."""
     auto_cjk_share: float = 0.5
     """With `embedder = "auto"`: the share of CJK entries above which `auto_cjk` is used."""
     threads: int = 1

@@ -61,7 +61,7 @@ def test_multilingual_embedders_match_chinese_paraphrases(ref, name, dim, chatbo
 
 
 @pytest.mark.real_model
-def test_auto_serves_a_chinese_faq_with_e5_and_minilm_refuses_it(minilm, chatbot_home):
+def test_auto_serves_a_chinese_faq_with_use_and_minilm_refuses_it(minilm, chatbot_home):
     config = KBConfig(embedder="auto")
     kb = KnowledgeBase(chatbot_home / "kb", config)
     entries = [
@@ -70,7 +70,7 @@ def test_auto_serves_a_chinese_faq_with_e5_and_minilm_refuses_it(minilm, chatbot
         FaqEntry("open", "为什么开通不了花呗", "请先完成实名认证。", (), "zh"),
     ]
     info = kb.build_entries(entries)
-    assert info.embedder == "multilingual-e5-small-q4"
+    assert info.embedder == "use-multilingual-v3"
     assert kb.search("花呗如何还钱").hits[0].entry.id == "repay"
-    with pytest.raises(KnowledgeBaseError, match="multilingual-e5-small-q4"):
+    with pytest.raises(KnowledgeBaseError, match="use-multilingual-v3"):
         KnowledgeBase(kb.root, KBConfig(), minilm).warm_up()
