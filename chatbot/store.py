@@ -756,7 +756,7 @@ class Store:
     def reviewed_examples(self) -> list[dict[str, Any]]:
         """Training data from people: approved and edited drafts (the final text as target) and agents' replies in
         handed-off chats, each `{"id", "messages": [{"role", "content"}...], "source"}` in DESIGN.md's log format,
-        with the conversation up to that reply as context. Texts are redacted."""
+        with the conversation up to that reply as context. Texts as stored (redacted on the way in)."""
         out = []
         rows = self._read("SELECT * FROM messages WHERE role = 'agent' AND status = 'sent' ORDER BY id")
         for row in rows:
@@ -765,7 +765,7 @@ class Store:
                 (row["conversation_id"], row["id"]),
             )
             turns = [
-                {"role": "user" if m["role"] == "user" else "assistant", "content": redact(m["text"])}
+                {"role": "user" if m["role"] == "user" else "assistant", "content": m["text"]}
                 for m in context
                 if m["status"] == "sent"
             ]
@@ -774,13 +774,14 @@ class Store:
             source = "handoff"
             if row["draft_id"] is not None:
                 source = self._read("SELECT state FROM drafts WHERE id = ?", (row["draft_id"],))[0]["state"]
-            turns.append({"role": "assistant", "content": redact(row["text"])})
+            turns.append({"role": "assistant", "content": row["text"]})
             out.append({"id": f"{row['conversation_id']}-{row['id']}", "messages": turns, "source": source})
         return out
 
     def rejected_generations(self) -> list[dict[str, Any]]:
         """Generated replies that failed the claim check, as negative examples: `{"id", "messages" (the conversation
-        up to the customer's message), "rejected", "reason", "sent", "faq_ids"}`. Texts are redacted."""
+        up to the customer's message), "rejected", "reason", "sent", "faq_ids"}`. Texts as stored (redacted on the way
+        in)."""
         out = []
         for row in self._read("SELECT * FROM messages WHERE role = 'bot' AND rejected_text IS NOT NULL ORDER BY id"):
             context = self._read(

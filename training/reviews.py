@@ -2,8 +2,9 @@
 
 From the engine's store (`Store.reviewed_examples`): every approved draft (the bot's text, confirmed), every edited
 draft (the agent's final text as the target) and every agent reply in a handed-off chat, each with the
-conversation up to it as context, redacted, in DESIGN.md's log format with a `source` field (`approved`, `edited`,
-`handoff`). `chatbot train --from-store` trains on the same data, optionally mixed with base logs.
+conversation up to it as context (redacted once, as the store wrote it), in DESIGN.md's log format with a `source`
+field (`approved`, `edited`, `handoff`). `chatbot train --from-store` trains on the same data, optionally mixed
+with base logs.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.config import AppConfig
-from chatbot.redact import redact
 
 
 def reviewed_conversations(app: AppConfig | None = None, store: Any = None) -> list[dict[str, Any]]:
-    """The store's reviewed replies as log conversations (redacted again here, whatever the store's setting)."""
+    """The store's reviewed replies as log conversations (redacted once, when the store wrote them; training redacts
+    what it loads from files)."""
     from chatbot.store import Store
 
     own = store is None
@@ -27,10 +28,7 @@ def reviewed_conversations(app: AppConfig | None = None, store: Any = None) -> l
     finally:
         if own:
             store.close()
-    return [
-        {**row, "messages": [{"role": m["role"], "content": redact(m["content"])} for m in row["messages"]]}
-        for row in rows
-    ]
+    return rows
 
 
 def export_reviews(out: str | Path, app: AppConfig | None = None, store: Any = None) -> dict[str, int]:
