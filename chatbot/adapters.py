@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.settings import chatbot_home
+from knowledge_base.files import write_atomic
 
 ACTIVE_FILE = "active.json"
 SHIPPED = "shipped"
@@ -181,12 +182,6 @@ def _resolve(name_or_path: str) -> tuple[str, Path | None]:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def activate(name_or_path: str, force: bool = False, *, engine: Any = None, config: Any = None,
              progress: bool = False) -> dict[str, Any]:  # fmt: skip
     """Make an adapter (`none` = the base model) the active one, through the gate; returns the new `active.json`
@@ -223,8 +218,8 @@ def activate(name_or_path: str, force: bool = False, *, engine: Any = None, conf
         "comparison": rows,
     }
     folder = registry_dir()
-    _write_atomic(folder / ACTIVE_FILE, json.dumps(record, indent=2) + "\n")
-    _write_atomic(folder / "active", (str(path.resolve()) if name == SHIPPED and path else name) + "\n")
+    write_atomic(folder / ACTIVE_FILE, json.dumps(record, indent=2) + "\n")
+    write_atomic(folder / "active", (str(path.resolve()) if name == SHIPPED and path else name) + "\n")
     return record
 
 

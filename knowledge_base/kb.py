@@ -17,7 +17,6 @@ that, so a build that fails or is killed at any point leaves the previous versio
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from knowledge_base.config import KBConfig
 from knowledge_base.embedder import Embedder, EmbeddingCache
+from knowledge_base.files import file_lock, fsync_dir, write_atomic
 from knowledge_base.index import Fusion, LexicalIndex, Retriever, configure_faiss
 from knowledge_base.language import detect_language
 from knowledge_base.loaders import load_faq
@@ -62,24 +62,6 @@ def corpus_hash(entries: Sequence[FaqEntry]) -> str:
         h.update(line.encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()[:16]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def fusion_for(config: KBConfig, embedder: Embedder) -> Fusion:
@@ -120,16 +102,6 @@ class KnowledgeBase:
         except FileNotFoundError:
             return None
         return name or None
-
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @property
     def fusion(self) -> Fusion:
@@ -231,7 +203,7 @@ class KnowledgeBase:
         ids = [e.id for e in entries]
         if len(set(ids)) != len(ids):
             raise KnowledgeBaseError("FAQ ids must be unique")
-        with self._build_lock, self._file_lock():
+        with self._build_lock, file_lock(self.root / ".lock"):
             entries = [self._with_language(e) for e in entries]
             self.versions_dir.mkdir(parents=True, exist_ok=True)
             for stale in self.versions_dir.glob(".build-*"):  # left by a killed build
@@ -244,13 +216,13 @@ class KnowledgeBase:
                 retriever = self._build_snapshot(staging, version, entries, source, progress, embedder)
                 final = self.versions_dir / version
                 os.rename(staging, final)
-                _fsync_dir(self.versions_dir)
+                fsync_dir(self.versions_dir)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             if not activate:
                 return self._info(version)
-            _write_atomic(self.root / "CURRENT", version + "\n")
+            write_atomic(self.root / "CURRENT", version + "\n")
             self._embedders[version] = embedder
             with self._swap_lock:
                 self._set_current(retriever)
@@ -328,7 +300,7 @@ class KnowledgeBase:
             "source": source,
         }
         # The manifest is written last: a folder without one is incomplete.
-        _write_atomic(folder / "manifest.json", json.dumps(manifest, indent=2))
+        write_atomic(folder / "manifest.json", json.dumps(manifest, indent=2))
         return retriever
 
     # -- load ---------------------------------------------------------------------------------------------------
@@ -423,12 +395,12 @@ class KnowledgeBase:
 
     def rollback(self, version: str) -> VersionInfo:
         """Make an older (or any complete) version current, on disk and in this process."""
-        with self._build_lock, self._file_lock():
+        with self._build_lock, file_lock(self.root / ".lock"):
             if version not in self._complete_versions():
                 known = ", ".join(self._complete_versions()) or "none"
                 raise KnowledgeBaseError(f"no complete version {version!r} in {self.versions_dir} (have: {known})")
             retriever = self._load(version)
-            _write_atomic(self.root / "CURRENT", version + "\n")
+            write_atomic(self.root / "CURRENT", version + "\n")
             with self._swap_lock:
                 self._set_current(retriever)
         return self._info(version)
@@ -436,7 +408,7 @@ class KnowledgeBase:
     def activate(self, version: str) -> VersionInfo:
         """Make `version` (e.g. one built with `activate=False`) current, then prune old versions as a build does."""
         info = self.rollback(version)
-        with self._build_lock, self._file_lock():
+        with self._build_lock, file_lock(self.root / ".lock"):
             self._prune()
         return info
 
@@ -455,7 +427,7 @@ class KnowledgeBase:
         record = folder / f"{os.getpid()}-{id(self):x}"
         if not record.exists():  # first hold of this object: the record goes when the object does
             weakref.finalize(self, record.unlink, True)
-        _write_atomic(record, version + "\n")
+        write_atomic(record, version + "\n")
 
     def _in_use(self) -> set[str]:
         """Versions served by a live process (stale records of ended processes are removed)."""
