@@ -84,6 +84,16 @@ def test_stop_strings_are_held_back_and_cut(tiny_loaded):
     assert shown == "Sure, here it is." and decoder.stopped
 
 
+def test_incremental_pieces_join_to_the_whole_decode_even_across_multibyte_characters(tiny_loaded):
+    tokenizer = tiny_loaded.tokenizer
+    text = "Refunds take 5–7 days 🎉. 退款需要七天。 naïve café"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    decoder = PieceDecoder(tokenizer)
+    pieces = [decoder.push(i) for i in ids]
+    assert "".join(pieces) + decoder.flush() == tokenizer.decode(ids, skip_special_tokens=True) == text
+    assert all("\ufffd" not in piece for piece in pieces)  # half a character is never shown
+
+
 def test_sampling_is_reproducible_with_a_seed(tiny_loaded):
     prompt = _prompts(tiny_loaded.tokenizer, 1)[0]
     sampled = GenerationConfig(max_new_tokens=12, temperature=0.9, top_p=0.9, top_k=50, seed=7)
