@@ -14,14 +14,12 @@ import re
 import threading
 from functools import lru_cache
 
-HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+from knowledge_base.text import HAN_RUN as _HAN_RUN
 
 
 def _set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
-
-_HAN_RUN = re.compile(f"[{HAN}]+")
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _POWERS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}

@@ -32,7 +32,7 @@ from difflib import SequenceMatcher
 from functools import lru_cache
 
 from chatbot import chinese
-from chatbot.chinese import HAN
+from knowledge_base.text import HAN_CLASS as HAN
 
 # ---------------------------------------------------------------------------------------------------------------
 # Facts: e-mail addresses, URLs, numbers and durations (shared with chatbot.routing's FactGate)

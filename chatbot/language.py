@@ -8,17 +8,15 @@ text with CJK characters is that script's language unless its Latin words clearl
 
 from __future__ import annotations
 
-import re
-
 from chatbot.config import LanguageConfig
 from knowledge_base.language import detect_language, has_cjk
+from knowledge_base.text import CJK as _CJK_CHARS
+from knowledge_base.text import HAN as _HAN
+from knowledge_base.text import KANA as _KANA
+from knowledge_base.text import LETTER as _LETTERS
+from knowledge_base.text import WORD as _WORDS
 
-_LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
-_CJK_CHARS = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 CJK_LANGUAGES = frozenset(("zh", "ja", "ko"))
-_WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 # Function words that mark a language even in a short question, where langdetect is weak (measured here: "How
 # long does delivery take?" -> af with p = 0.99999). Only words that are rare in the other listed languages.

@@ -21,6 +21,7 @@ from chatbot.config import RoutingConfig
 from chatbot.records import Route
 from knowledge_base.config import KBConfig
 from knowledge_base.records import Hit
+from knowledge_base.text import HAN_RUN as _HAN_RUN
 
 HUMAN_PHRASES = (
     # English
@@ -121,9 +122,6 @@ def looks_like_injection(text: str) -> bool:
     """Whether customer text tries to override the system prompt or extract it (common phrasings)."""
     norm = _normal(text)
     return any(p.search(norm) for p in INJECTION_PATTERNS)
-
-
-_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
 def leaks_prompt(reply: str, system_prompt: str, window: int = 6) -> bool:

@@ -3,14 +3,13 @@ fallback (langdetect is often wrong on a word or two: "ok" -> sk, "hi" -> sw).""
 
 from __future__ import annotations
 
-import re
 import threading
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
-_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
-_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+from knowledge_base.text import HAN as _HAN
+from knowledge_base.text import HANGUL as _HANGUL
+from knowledge_base.text import KANA as _KANA
+from knowledge_base.text import LETTER as _LETTER
+from knowledge_base.text import WORD as _WORD
 
 _lock = threading.Lock()
 _factory_ready = False

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_CJK_CLASS = r"\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_TOKEN = re.compile(rf"[{_CJK_CLASS}]+|[^\W_]+", re.UNICODE)
-_CJK = re.compile(rf"[{_CJK_CLASS}]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_KANA_HANGUL = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uac00-\ud7af]")
+from knowledge_base.text import CJK as _CJK
+from knowledge_base.text import CJK_CLASS
+from knowledge_base.text import HAN_RUN as _HAN
+from knowledge_base.text import KANA_HANGUL as _KANA_HANGUL
+
+_TOKEN = re.compile(rf"[{CJK_CLASS}]+|[^\W_]+")
 
 _STOPWORD_TEXT = (
     "a an the and or but if of to in on at by for with about from into over after before is are was were be been "

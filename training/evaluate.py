@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.config import AppConfig
+from knowledge_base.text import CJK_CLASS
 from training.data import Conversation, load_logs
 
-# CJK ideographs, kana, hangul syllables: one token per character. Everything else: runs of letters and digits.
-_TOKEN = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0002ffff]|[^\W_]+",
-    re.UNICODE,
-)
+# CJK ideographs, kana, hangul: one token per character. Everything else: runs of letters and digits.
+_TOKEN = re.compile(f"[{CJK_CLASS}]|[^\\W_]+")
 
 
 def rouge_tokens(text: str) -> list[str]:
