@@ -19,7 +19,7 @@ import numpy as np
 
 from knowledge_base.config import KBConfig
 from knowledge_base.embedder import Embedder
-from knowledge_base.index import Retriever
+from knowledge_base.index import Retriever, sigmoid
 from knowledge_base.loaders import QueryRow, load_faq, load_queries
 
 MRR_DEPTH = 10
@@ -120,7 +120,7 @@ def fit_calibration(fused: Sequence[float], correct: Sequence[bool], iterations:
     t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
     a, b = 1.0, 0.0
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(a * x + b)))
+        p = sigmoid(a * x + b)
         g = np.array([((p - t) * x).sum() + 1e-3 * a, (p - t).sum()])
         w = p * (1 - p)
         h = np.array([[(w * x * x).sum() + 1e-3, (w * x).sum()], [(w * x).sum(), w.sum() + 1e-9]])
@@ -214,7 +214,7 @@ def calibrate_files(
     slope, offset = config.calibration_slope, config.calibration_offset
     if refit:
         slope, offset = fit_calibration([o.top_fused for o in outcomes], correct)
-    scores = [1 / (1 + math.exp(-(slope * o.top_fused + offset))) for o in outcomes]
+    scores = [float(sigmoid(slope * o.top_fused + offset)) for o in outcomes]
     threshold = choose_threshold(scores, correct, precision)
     answered = [s >= threshold for s in scores]
     n_answered = max(sum(answered), 1)

@@ -145,6 +145,11 @@ class LexicalIndex:
         return cls(vocab, weights, data["idf"], avgdl, k1, b)
 
 
+def sigmoid(x: np.ndarray | float) -> np.ndarray | float:
+    """The logistic function: calibrated score = sigmoid(slope * fused + offset)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
 @dataclass(frozen=True)
 class Fusion:
     """How dense and lexical scores combine, and how the fused score maps to a calibrated confidence."""
@@ -158,7 +163,7 @@ class Fusion:
         return self.cjk_dense_weight if has_cjk(query) else self.dense_weight
 
     def calibrate(self, fused: np.ndarray | float) -> np.ndarray | float:
-        return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(fused) + self.offset)))
+        return sigmoid(self.slope * np.asarray(fused) + self.offset)
 
 
 class Retriever:
