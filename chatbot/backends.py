@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatbot.config import AppConfig, ModelConfig
+from chatbot.generate import Backend
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def choose_backend(config: ModelConfig, device: str | None = None,
 
 
 def make_backend(config: AppConfig, backend: str | None = None, max_batch: int | None = None,
-                 loaded: Any = None) -> Any:  # fmt: skip
+                 loaded: Any = None) -> Backend:  # fmt: skip
     """The generation backend for `config` (not yet warmed up): `backend` overrides `[model] backend`,
     `max_batch` `[scheduler] max_batch`; `loaded` is an already loaded transformers model to serve (tests,
     benchmarks). The choice is logged and kept as the backend's `choice`."""

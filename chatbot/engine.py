@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatbot.autonomy import Autonomy
 from chatbot.claims import dictates_reply
@@ -27,6 +27,11 @@ from chatbot.records import Reply, Turn
 from chatbot.routing import asks_for_human
 from chatbot.store import NotFoundError, Store
 from chatbot.stream import ReplyStream
+
+if TYPE_CHECKING:
+    from chatbot.generate import Backend
+    from knowledge_base.embedder import Embedder
+    from knowledge_base.kb import KnowledgeBase
 
 __all__ = ["Engine", "EngineNotReadyError", "InputError", "ReplyStream", "validate_text"]
 
@@ -77,8 +82,8 @@ def validate_text(text: str | bytes, max_chars: int = 4000, max_bytes: int = 160
 class Engine:
     """The dialogue engine. `from_config` is cheap; `warm_up()` loads the model, the KB and the store."""
 
-    def __init__(self, config: AppConfig, kb: Any = None, embedder: Any = None, backend: Any = None,
-                 store: Store | None = None):  # fmt: skip
+    def __init__(self, config: AppConfig, kb: KnowledgeBase | None = None, embedder: Embedder | None = None,
+                 backend: Backend | None = None, store: Store | None = None):  # fmt: skip
         self.config = config
         self.kb = kb
         self.embedder = embedder
@@ -89,8 +94,8 @@ class Engine:
         self._warm_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: AppConfig, *, kb: Any = None, embedder: Any = None, backend: Any = None,
-                    store: Store | None = None) -> Engine:  # fmt: skip
+    def from_config(cls, config: AppConfig, *, kb: KnowledgeBase | None = None, embedder: Embedder | None = None,
+                    backend: Backend | None = None, store: Store | None = None) -> Engine:  # fmt: skip
         """An engine over `config`; pass `kb`, `embedder`, `backend` or `store` to use your own. Loads nothing."""
         return cls(config, kb=kb, embedder=embedder, backend=backend, store=store)
 

@@ -5,17 +5,21 @@
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ui.auth import COOKIE, GuardMiddleware, gradio_auth, login_page, logout_page, safe_next
 from ui.errors import GradioEndpointCheck, api_validation_handler, gradio_validation_handler
 from ui.security import LimitsMiddleware, SiteMiddleware
 from ui.throttle import LoginThrottle
 
+if TYPE_CHECKING:
+    from chatbot.config import AppConfig
+    from chatbot.engine import Engine
+
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Any = None, engine: Any = None, *, follow: bool = False) -> Any:
+def create_app(config: "AppConfig | None" = None, engine: "Engine | None" = None, *, follow: bool = False) -> Any:
     """The web app over `engine` (warmed up here when it is not yet); a new engine from `config` when None.
 
     An engine created here is closed when the app shuts down; one passed in belongs to the caller. With `follow`,
