@@ -37,4 +37,4 @@ def test_measure_reports_single_concurrent_and_serial_figures(tiny_loaded):
                   ratios={"x": 1.0})  # fmt: skip
     text = table(result)
     assert "3 concurrent (batched)" in text and "3 one after another" in text and "ratios: x 1.0" in text
-    assert "claim check" in text
+    assert "claim check" in text and "backend chosen: by the caller" in text

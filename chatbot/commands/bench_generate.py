@@ -401,6 +401,7 @@ def table(result: dict[str, Any]) -> str:
         f"{result['backend']}: model {result['model']} ({result['dtype']}, {result['device']}, {result['threads']} "
         f"threads), adapter {result['adapter']}, prompt {result['prompt_tokens']} tokens, up to "
         f"{result['max_new_tokens']} new; memory {result['memory_mb']['rss']:.0f} MB resident",
+        f"backend chosen: {result.get('backend_reason', 'by the caller')}",
         f"{'setup':<34}{'TTFT':>12}{'tok/s':>16}{'total':>10}",
         f"{'1 stream':<34}{s['ttft_s']:>11.3f}s{s['decode_tok_s']:>16.1f}{'':>10}"
         f"  claim check {s['check_s'] * 1000:.1f} ms ({s['check_share']:.1%} of the reply)",
