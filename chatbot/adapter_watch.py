@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chatbot.model import adapter_name, adapters_home, default_adapter
+from chatbot.adapters import ACTIVE_FILE, active_adapter, registry_dir
+from chatbot.model import adapter_name
 from chatbot.watch import Poller
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class ActiveAdapterWatcher:
     @staticmethod
     def _record() -> str | None:
         try:
-            return (adapters_home() / "active").read_text(encoding="utf-8")
+            return (registry_dir() / ACTIVE_FILE).read_text(encoding="utf-8")
         except OSError:
             return None
 
@@ -43,7 +44,7 @@ class ActiveAdapterWatcher:
         if record == self._seen:
             return None
         self._seen = record
-        target = default_adapter()
+        target = active_adapter()
         serving = self.engine.health().get("adapter")
         if serving in ((adapter_name(target), str(target)) if target else (None,)):
             return None  # switched already (the admin page switches the engine itself)

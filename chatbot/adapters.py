@@ -12,8 +12,8 @@ checkpoints). The active one is recorded in `$CHATBOT_HOME/adapters/active.json`
      "gate": ["..."],                      # what the gate said (refusals never get a record)
      "comparison": [{"metric": ..., "active": ..., "candidate": ..., "change": ..., "worse": false}]}
 
-and, for readers of the older layout, the plain-text file `$CHATBOT_HOME/adapters/active` holding the same name.
-Both are replaced atomically. With neither present the shipped adapter (`training/adapter/`) is the active one.
+replaced atomically; this module is its only reader and writer (`active_adapter()` is what the engine serves).
+Without it the shipped adapter (`training/adapter/`) is the active one.
 
 The gate (`chatbot.gate.check_adapter`): an adapter is activated only when it answers the deployment's `[eval]`
 files no worse than the active one, both run through the same engine (`--force` overrides; with no `[eval]` files
@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import re
 import shutil
@@ -38,6 +39,8 @@ from knowledge_base.files import write_atomic
 
 ACTIVE_FILE = "active.json"
 SHIPPED = "shipped"
+
+log = logging.getLogger(__name__)
 
 
 class AdapterError(RuntimeError):
@@ -72,10 +75,14 @@ def registry_dir() -> Path:
     return folder
 
 
+def shipped_adapter_dirs() -> list[Path]:
+    """Folders where a repository-shipped adapter may live."""
+    here = Path(__file__).resolve().parent
+    return [here.parent / "adapters" / "shipped", here.parent / "training" / "adapter", here / "adapter"]
+
+
 def shipped_adapter() -> Path | None:
     """The adapter shipped in the repository (`training/adapter/`), if present."""
-    from chatbot.model import shipped_adapter_dirs
-
     return next((d for d in shipped_adapter_dirs() if (d / "adapter_config.json").exists()), None)
 
 
@@ -106,19 +113,24 @@ def active_record() -> dict[str, Any]:
             return json.loads(record_file.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise AdapterError(f"{record_file} is not valid JSON ({exc}); delete it or activate an adapter") from exc
-    plain = folder / "active"
-    if plain.exists():
-        name = plain.read_text(encoding="utf-8").strip() or "none"
-        path = None if name == "none" else (Path(name) if Path(name).is_absolute() else folder / name)
-        return {
-            "name": name,
-            "path": str(path) if path else None,
-            "val_perplexity": info(path).val_perplexity if path else None,
-        }
     shipped = shipped_adapter()
     if shipped is None:
         return {"name": "none", "path": None, "val_perplexity": None}
     return {"name": SHIPPED, "path": str(shipped), "val_perplexity": info(shipped).val_perplexity}
+
+
+def active_adapter() -> Path | None:
+    """The folder of the active adapter that the engine serves; None = the base model. The shipped adapter when
+    nothing is recorded, or when the recorded folder is gone (logged)."""
+    record = active_record()
+    if record.get("name") == "none":
+        return None
+    path = Path(record["path"]) if record.get("path") else None
+    if path is not None and (path / "adapter_config.json").exists():
+        return path
+    if path is not None:
+        log.warning("the active adapter %s has no adapter_config.json; using the shipped adapter", path)
+    return shipped_adapter()
 
 
 def list_adapters() -> list[AdapterInfo]:
@@ -219,7 +231,6 @@ def activate(name_or_path: str, force: bool = False, *, engine: Any = None, conf
     }
     folder = registry_dir()
     write_atomic(folder / ACTIVE_FILE, json.dumps(record, indent=2) + "\n")
-    write_atomic(folder / "active", (str(path.resolve()) if name == SHIPPED and path else name) + "\n")
     return record
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatbot.adapters import active_adapter, registry_dir
 from chatbot.config import ModelConfig
-from chatbot.settings import chatbot_home
 
 log = logging.getLogger(__name__)
 
@@ -209,48 +209,20 @@ def load_tokenizer(config: ModelConfig) -> Any:
     return tokenizer
 
 
-def shipped_adapter_dirs() -> list[Path]:
-    """Folders where a repository-shipped adapter may live (the training issue ships one)."""
-    root = Path(__file__).resolve().parent.parent
-    return [root / "adapters" / "shipped", root / "training" / "adapter", Path(__file__).resolve().parent / "adapter"]
-
-
-def adapters_home() -> Path:
-    """`$CHATBOT_HOME/adapters`: trained adapters, one folder each, and the file `active` naming the active one."""
-    return chatbot_home() / "adapters"
-
-
-def default_adapter() -> Path | None:
-    """The active adapter in `$CHATBOT_HOME/adapters` (named by its `active` file), else a shipped one, else None."""
-    active = adapters_home() / "active"
-    if active.exists():
-        name = active.read_text(encoding="utf-8").strip()
-        if name in ("", "none"):
-            return None
-        path = Path(name) if Path(name).is_absolute() else adapters_home() / name
-        if (path / "adapter_config.json").exists():
-            return path
-        log.warning("the active adapter %s has no adapter_config.json; using the shipped adapter", path)
-    for folder in shipped_adapter_dirs():
-        if (folder / "adapter_config.json").exists():
-            return folder
-    return None
-
-
 def resolve_adapter(value: str | None) -> Path | None:
-    """An adapter setting to a folder: None -> `default_adapter()`, `none` -> base model, else a folder or a name
-    in `$CHATBOT_HOME/adapters`."""
+    """An adapter setting to a folder: None -> the active one (`chatbot.adapters.active_adapter`), `none` -> base
+    model, else a folder or a name in `$CHATBOT_HOME/adapters`."""
     if value is None:
-        return default_adapter()
+        return active_adapter()
     if value.lower() == "none":
         return None
     path = Path(value).expanduser()
-    if not path.exists() and (adapters_home() / value).exists():
-        path = adapters_home() / value
+    if not path.exists() and (registry_dir() / value).exists():
+        path = registry_dir() / value
     if not (path / "adapter_config.json").exists():
         raise ModelError(
             f"adapter {value!r} not found: expected a peft adapter folder with adapter_config.json "
-            f"(or a name in {adapters_home()}); use `none` for the base model"
+            f"(or a name in {registry_dir()}); use `none` for the base model"
         )
     return path.resolve()
 

@@ -41,16 +41,16 @@ def test_activation_without_eval_files_goes_through_and_says_so(tmp_path, chatbo
     assert activate("none")["path"] is None
 
 
-def test_active_json_format_and_plain_file(tmp_path, chatbot_home, no_shipped):
+def test_active_json_format_is_what_the_engine_reads(tmp_path, chatbot_home, no_shipped):
     fake_output(tmp_path / "v1", 6.0)
     activate(str(tmp_path / "v1"))
     record = json.loads((chatbot_home / "adapters" / "active.json").read_text())
     assert set(record) == {"name", "path", "val_perplexity", "activated_at", "forced", "previous", "gate", "comparison"}
     assert Path(record["path"]) == (chatbot_home / "adapters" / "v1").resolve()
-    assert (chatbot_home / "adapters" / "active").read_text().strip() == "v1"
-    from chatbot.model import default_adapter  # the engine's reader sees the same adapter
+    assert sorted(p.name for p in (chatbot_home / "adapters").iterdir() if p.is_file()) == ["active.json"]
+    from chatbot.model import resolve_adapter  # the engine's reader sees the same adapter
 
-    assert default_adapter() == chatbot_home / "adapters" / "v1"
+    assert resolve_adapter(None) == (chatbot_home / "adapters" / "v1").resolve()
 
 
 def test_adapter_without_validation_perplexity_is_activated(tmp_path, chatbot_home, no_shipped):

@@ -113,7 +113,7 @@ def test_shipped_config_loads():
 
 
 def test_shipped_adapter_is_complete_and_the_engine_default(chatbot_home):
-    from chatbot.model import default_adapter
+    from chatbot.adapters import active_adapter
 
     folder = REPO / "training" / "adapter"
     for name in OUTPUT_FILES:
@@ -128,7 +128,7 @@ def test_shipped_adapter_is_complete_and_the_engine_default(chatbot_home):
         before, after = answers[held_out]["previous_adapter"], answers[held_out]["this_adapter"]
         assert after["composed_share"] > before["composed_share"] and after["unsupported_share"] == 0
         assert after["answered_accuracy"] >= before["answered_accuracy"]
-    assert default_adapter() == folder
+    assert active_adapter() == folder
 
 
 def test_from_store_trains_on_reviewed_replies(tiny_lm, tmp_path, reviewed_store):
