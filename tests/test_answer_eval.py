@@ -98,7 +98,7 @@ EXPECTED = {
 
 
 def test_eval_answers_on_a_tiny_faq(tmp_path, chatbot_home):
-    from chatbot.commands.eval_answers import eval_answers
+    from cli.eval_answers import eval_answers
 
     faq, queries, conversations = write_eval_files(tmp_path)
     config = write_config(chatbot_home)
@@ -156,7 +156,7 @@ def test_spread_takes_rows_from_the_whole_file():
 
 
 def test_cli_json_and_bad_input(tmp_path, chatbot_home, capsys, monkeypatch):
-    from chatbot.cli import main
+    from cli.main import main
 
     faq, queries, conversations = write_eval_files(tmp_path)
     config = write_config(chatbot_home)
@@ -178,7 +178,7 @@ def test_cli_json_and_bad_input(tmp_path, chatbot_home, capsys, monkeypatch):
 
 @pytest.mark.parametrize("flag", ["--faq", "--queries"])
 def test_cli_requires_the_faq_and_the_queries(flag, capsys):
-    from chatbot.cli import main
+    from cli.main import main
 
     args = ["eval", "answers", "--faq", "f.jsonl", "--queries", "q.jsonl"]
     i = args.index(flag)

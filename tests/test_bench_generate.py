@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from chatbot.backends import make_backend
-from chatbot.commands.bench_generate import bench_prompts, measure, table
 from chatbot.config import AppConfig
+from chatbot.generate_bench import bench_prompts, measure, table
 
 
 def test_prompts_are_distinct_and_share_only_the_system_prompt(tiny_loaded):

@@ -208,7 +208,7 @@ def test_missing_data_is_a_clear_error(tmp_path, app_config, scripted_backend):
 
 
 def test_cli_reports_a_missing_data_folder(tmp_path, capsys):
-    from chatbot.cli import main
+    from cli.main import main
 
     assert main(["bench", "learn", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o.json")]) == 2
     assert "doc2dial" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from chatbot.cli import build_parser
+from cli.main import build_parser
 
 
 def _subcommand_paths(parser, prefix=()):
@@ -31,7 +31,7 @@ def test_every_subcommand_has_help(path, capsys):
 
 def test_help_does_not_import_heavy_libraries():
     code = (
-        "import sys; from chatbot.cli import build_parser; build_parser();"
+        "import sys; from cli.main import build_parser; build_parser();"
         "heavy = [m for m in ('torch', 'faiss', 'gradio', 'transformers', 'sentence_transformers')"
         " if m in sys.modules];"
         "print(','.join(heavy))"

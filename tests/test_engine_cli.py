@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.real_model
 def test_ask_json_has_the_design_keys(chatbot_home):
-    from chatbot.cli import main
+    from cli.main import main
 
     (chatbot_home / "config.toml").write_text(
         '[model]\nthreads = 1\nadapter = "none"\n[generation]\nmax_new_tokens = 48\n'
@@ -31,7 +31,7 @@ def test_ask_json_has_the_design_keys(chatbot_home):
 
 @pytest.mark.parametrize("text", [" ", "x" * 5000])
 def test_ask_refuses_bad_text_before_loading_anything(chatbot_home, capsys, text):
-    from chatbot.cli import main
+    from cli.main import main
 
     assert main(["ask", text]) == 1
     assert "chatbot ask: the message is" in capsys.readouterr().err

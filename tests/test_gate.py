@@ -107,7 +107,7 @@ def gated_home(chatbot_home, tmp_path, monkeypatch):
 
 
 def test_kb_build_refuses_a_worse_faq_and_force_lets_it_through(gated_home, tmp_path, chatbot_home, capsys):
-    from chatbot.cli import main
+    from cli.main import main
     from knowledge_base.kb import KnowledgeBase
 
     faq, config = gated_home
@@ -134,7 +134,7 @@ def test_kb_build_refuses_a_worse_faq_and_force_lets_it_through(gated_home, tmp_
 
 
 def test_without_eval_files_the_gate_says_so_and_lets_the_change_through(tmp_path, chatbot_home, capsys, caplog):
-    from chatbot.cli import main
+    from cli.main import main
 
     faq, _, _ = write_eval_files(tmp_path)
     config = write_config(chatbot_home)
@@ -147,7 +147,7 @@ def test_without_eval_files_the_gate_says_so_and_lets_the_change_through(tmp_pat
 
 
 def test_an_unusable_eval_file_is_a_config_error(tmp_path, chatbot_home, capsys):
-    from chatbot.cli import main
+    from cli.main import main
 
     faq, _, _ = write_eval_files(tmp_path)
     config = write_config(chatbot_home, '[eval]\nconversations = "missing.jsonl"\n')
@@ -202,7 +202,7 @@ def test_adapter_gate_refuses_an_adapter_that_invents_and_force_activates_it(ada
 
 
 def test_adapters_cli_loads_an_engine_for_the_gate(adapters, gated_home, chatbot_home, capsys, monkeypatch):
-    from chatbot.cli import main
+    from cli.main import main
 
     faq, config = gated_home
     monkeypatch.setattr("chatbot.backends.make_backend", lambda config: KeyedBackend())

@@ -35,7 +35,7 @@ def test_shellcheck_finds_nothing():
 
 
 def test_dry_run_prints_the_benchmarks_and_the_training_run_and_runs_nothing(tmp_path):
-    from chatbot.cli import build_parser
+    from cli.main import build_parser
 
     out_dir, venv = tmp_path / "figures", tmp_path / "venv"
     out = gpu_check(str(out_dir), "--dry-run", env={"VENV": str(venv)})

@@ -7,7 +7,7 @@ import json
 import pytest
 import tomlkit
 
-from chatbot.cli import main
+from cli.main import main
 from knowledge_base.kb import demo_faq_path
 
 

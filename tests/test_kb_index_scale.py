@@ -138,7 +138,7 @@ def test_index_benchmark_measures_every_index_against_exact(tmp_path):
 @needs_data
 @pytest.mark.slow
 def test_bench_retrieval_indexes_through_the_cli(chatbot_home, capsys, tmp_path):
-    from chatbot.cli import main
+    from cli.main import main
 
     (chatbot_home / "config.toml").write_text('[kb]\nembedder = "hash:64"\n', encoding="utf-8")
     out = tmp_path / "indexes.json"

@@ -191,7 +191,7 @@ def test_handoff_reason(reason, category):
 
 
 def test_chatbot_report_json_prints_the_figures_and_the_modes(figures, capsys, chatbot_home, store_url):
-    from chatbot.cli import main
+    from cli.main import main
 
     if store_url:  # the command reads the store that $CHATBOT_HOME/config.toml names
         (chatbot_home / "config.toml").write_text(f'[store]\nurl = "{store_url}"\n', encoding="utf-8")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.commands.store import copy_command
 from chatbot.config import StoreConfig
 from chatbot.store import Store, StoreError, copy_store
+from cli.store import copy_command
 
 
 def _fill(store: Store) -> tuple[str, str]:

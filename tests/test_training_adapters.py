@@ -85,7 +85,7 @@ def test_register_copies_without_checkpoints_and_checks_names(tmp_path, chatbot_
 
 
 def test_adapters_cli(tmp_path, chatbot_home, no_shipped, capsys):
-    from chatbot.cli import main
+    from cli.main import main
 
     fake_output(tmp_path / "a", 6.0)
     fake_output(tmp_path / "b", 9.0)
@@ -100,7 +100,7 @@ def test_adapters_cli(tmp_path, chatbot_home, no_shipped, capsys):
 
 
 def test_export_reviews(reviewed_store, tmp_path, capsys):
-    from chatbot.cli import main
+    from cli.main import main
 
     out = tmp_path / "reviews.jsonl"
     assert main(["export-reviews", "--out", str(out)]) == 0

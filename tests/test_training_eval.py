@@ -81,7 +81,7 @@ def test_compare_without_adapter_is_a_clear_error(sample_logs, tiny_lm):
 
 
 def test_eval_cli_reports_bad_logs(tmp_path, capsys):
-    from chatbot.cli import main
+    from cli.main import main
 
     assert main(["eval-dialogue", "--logs", str(tmp_path / "missing.jsonl"), "--json"]) == 1
     assert "does not exist" in capsys.readouterr().err

@@ -151,7 +151,7 @@ def test_no_data_is_a_clear_error(tiny_lm, tmp_path):
 def test_train_cli_help_lists_every_config_field(capsys):
     import dataclasses
 
-    from chatbot.cli import main
+    from cli.main import main
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -162,7 +162,7 @@ def test_train_cli_help_lists_every_config_field(capsys):
 
 
 def test_train_cli_errors(capsys, tmp_path, sample_logs):
-    from chatbot.cli import main
+    from cli.main import main
 
     assert main(["train", "--out", str(tmp_path / "o")]) == 2
     assert "--logs" in capsys.readouterr().err

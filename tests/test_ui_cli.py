@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from chatbot.cli import main
-from chatbot.commands import bench_serve
+from cli.main import main
+from ui import serve_bench
 
 
 def test_users_add_and_list(monkeypatch, capsys, chatbot_home):
@@ -68,27 +68,27 @@ def test_help(argv, capsys):
 
 
 def test_percentile():
-    assert bench_serve.percentile([], 50) is None
-    assert bench_serve.percentile([3.0, 1.0, 2.0], 50) == 2.0
-    assert bench_serve.percentile([0.0, 10.0], 95) == pytest.approx(9.5)
+    assert serve_bench.percentile([], 50) is None
+    assert serve_bench.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert serve_bench.percentile([0.0, 10.0], 95) == pytest.approx(9.5)
 
 
 def test_bench_serve_against_a_live_server(live_reset, capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(bench_serve, "token_counter", lambda config: (None, "pieces"))
+    monkeypatch.setattr(serve_bench, "token_counter", lambda config: (None, "pieces"))
     out = tmp_path / "serve.json"
     code = main(["bench", "serve", "--url", live_reset.url, "--clients", "3", "--messages", "2", "--json",
                  "--out", str(out)])  # fmt: skip
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result == json.loads(out.read_text())
-    assert set(bench_serve.JSON_KEYS) <= set(result)
+    assert set(serve_bench.JSON_KEYS) <= set(result)
     assert result["n_clients"] == 3 and result["n_requests"] == 6 and result["errors"] == 0
     assert 0 < result["ttft_s_p50"] <= result["ttft_s_p95"] < 10
     assert result["decode_tok_s_p50"] > 0
     assert sum(result["routes"].values()) == 6
-    assert "TTFT p50 / p95" in bench_serve.table(result)
+    assert "TTFT p50 / p95" in serve_bench.table(result)
 
 
 def test_bench_serve_counts_errors(capsys):
-    result = bench_serve.run("http://127.0.0.1:9", clients=2, messages=1, timeout=2)
+    result = serve_bench.run("http://127.0.0.1:9", clients=2, messages=1, timeout=2)
     assert result["errors"] == 2 and result["ttft_s_p50"] is None
     assert "ConnectError" in result["error_examples"][0]

@@ -307,7 +307,7 @@ def test_health_names_the_backend_and_the_worker(workers):
 
 
 def test_bench_serve_compares_one_worker_on_sqlite_with_two_on_postgresql(postgres_url, tmp_path, capsys):
-    from chatbot.cli import main
+    from cli.main import main
 
     with ServerThread(fake_model_server()) as model_server:
         config = tmp_path / "bench.toml"
@@ -336,7 +336,7 @@ def test_bench_serve_compares_one_worker_on_sqlite_with_two_on_postgresql(postgr
     ],
 )
 def test_bench_serve_compare_refuses_what_it_cannot_run(argv, needle, capsys):
-    from chatbot.cli import main
+    from cli.main import main
 
     assert main(["bench", "serve", *argv]) == 2
     assert needle in capsys.readouterr().err
@@ -365,7 +365,7 @@ def test_an_admin_upload_on_one_worker_merges_into_what_another_worker_built_a_m
 
 
 def test_serve_with_workers_refuses_at_once_what_would_stop_every_worker(chatbot_home, monkeypatch, capsys):
-    from chatbot.commands.serve import serve
+    from cli.serve import serve
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(chatbot_home / "uploads"))  # uploads inside the data folder
     assert serve(None, "127.0.0.1", free_port(), workers=2) == 2

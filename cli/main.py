@@ -15,14 +15,14 @@ from chatbot.settings import ConfigError
 
 # Each module defines `register(subparsers)`; the parsers set `func` to a callable taking the parsed args.
 COMMAND_MODULES = (
-    "chatbot.commands.kb",
-    "chatbot.commands.ask",
-    "chatbot.commands.bench",
-    "chatbot.commands.train",
-    "chatbot.commands.serve",
-    "chatbot.commands.eval_answers",
-    "chatbot.commands.report",
-    "chatbot.commands.store",
+    "cli.kb",
+    "cli.ask",
+    "cli.bench",
+    "cli.train",
+    "cli.serve",
+    "cli.eval_answers",
+    "cli.report",
+    "cli.store",
 )
 
 

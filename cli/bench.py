@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 
 BENCH_MODULES = (
-    "chatbot.commands.bench_retrieval",
-    "chatbot.commands.bench_generate",
-    "chatbot.commands.bench_serve",
-    "chatbot.commands.bench_learn",
+    "cli.bench_retrieval",
+    "chatbot.generate_bench",
+    "ui.serve_bench",
+    "cli.bench_learn",
 )
 
 
