@@ -40,6 +40,6 @@ def test_help_does_not_import_heavy_libraries():
     assert out == ""
 
 
-def test_python_dash_m_works():
-    out = subprocess.run([sys.executable, "-m", "chatbot", "--help"], capture_output=True, text=True, check=True)
+def test_python_dash_m_cli_works():
+    out = subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, check=True)
     assert "usage: chatbot" in out.stdout

@@ -51,12 +51,14 @@ def test_missing_folder_and_adapter_say_how_to_fix(tmp_path):
     assert resolve_adapter("none") is None
 
 
-def test_dtype_auto_and_explicit():
+def test_dtype_auto_and_explicit(monkeypatch):
     import torch
 
     assert resolve_dtype(ModelConfig(dtype="float32"), "cpu") == torch.float32
     assert resolve_dtype(ModelConfig(), "cuda") == torch.bfloat16
-    assert resolve_dtype(ModelConfig(), "cpu") in (torch.float32, torch.bfloat16)
+    for fast, dtype in ((True, torch.bfloat16), (False, torch.float32)):  # auto on a CPU follows the bf16 timing
+        monkeypatch.setattr("chatbot.model.cpu_bf16_is_fast", lambda fast=fast: fast)
+        assert resolve_dtype(ModelConfig(), "cpu") == dtype
 
 
 def test_local_folder_with_adapter_and_switching_while_serving(tiny_folders, chatbot_home):

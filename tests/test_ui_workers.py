@@ -52,7 +52,7 @@ class Workers:
 def start_worker(config: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     """`chatbot serve` on `port` in its own process, its output in `log`."""
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-        command = [sys.executable, "-m", "chatbot", "--config", str(config), "serve", "--port", str(port)]
+        command = [sys.executable, "-m", "cli", "--config", str(config), "serve", "--port", str(port)]
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -277,12 +277,12 @@ def test_an_faq_rebuilt_through_one_worker_is_answered_by_the_other_within_5_s(w
 
 def test_a_cli_rollback_is_followed_by_every_worker(workers):
     versions = json.loads(subprocess.run(
-        [sys.executable, "-m", "chatbot", "--config", str(workers.config), "kb", "versions", "--json"],
+        [sys.executable, "-m", "cli", "--config", str(workers.config), "kb", "versions", "--json"],
         cwd=REPO, env={**os.environ, "CHATBOT_HOME": str(workers.home)}, capture_output=True, text=True, check=True,
     ).stdout)  # fmt: skip
     current = next(v["version"] for v in versions if v["current"])
     older = next(v["version"] for v in versions if not v["current"])
-    subprocess.run([sys.executable, "-m", "chatbot", "--config", str(workers.config), "kb", "rollback", older],
+    subprocess.run([sys.executable, "-m", "cli", "--config", str(workers.config), "kb", "rollback", older],
                    cwd=REPO, env={**os.environ, "CHATBOT_HOME": str(workers.home)}, check=True,
                    capture_output=True)  # fmt: skip
     try:
@@ -295,7 +295,7 @@ def test_a_cli_rollback_is_followed_by_every_worker(workers):
             time.sleep(0.2)
         assert set(seen.values()) == {older}, seen
     finally:
-        subprocess.run([sys.executable, "-m", "chatbot", "--config", str(workers.config), "kb", "rollback", current],
+        subprocess.run([sys.executable, "-m", "cli", "--config", str(workers.config), "kb", "rollback", current],
                        cwd=REPO, env={**os.environ, "CHATBOT_HOME": str(workers.home)}, check=True,
                        capture_output=True)  # fmt: skip
 

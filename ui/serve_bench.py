@@ -259,7 +259,7 @@ def start_server(config: Any, config_file: str | None, home: Path, workers: int,
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "CHATBOT_STORE_URL"}
     env |= {"CHATBOT_HOME": str(home), "CHATBOT_MODEL_CACHE": str(config.model.model_cache_dir().resolve())}
-    command = [sys.executable, "-m", "chatbot", "--config", str(served_config), "serve", "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "cli", "--config", str(served_config), "serve", "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers)]  # fmt: skip
     with open(home / "serve.log", "w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
