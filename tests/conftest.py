@@ -39,3 +39,23 @@ def cheap_password_hashes():
     passwords.COST = passwords.ScryptCost(n=2**4)
     yield saved
     passwords.COST = saved
+
+
+# What `pytest -m "not slow"` leaves out, so the edit-test loop stays under a minute; `make test` and CI run all.
+# Slow: the real models, Chromium, llama.cpp, PostgreSQL, live web servers, worker processes and tiny-model training.
+SLOW_FIXTURES = frozenset({"live", "live_reset", "ui_app", "browser", "postgres_server", "postgres_url", "tiny_lm",
+                           "tiny_loaded", "make_tiny_lm", "smol_tokenizer", "real_records", "demo_kb"})  # fmt: skip
+SLOW_FILES = frozenset({"test_llamacpp_backend.py", "test_llamacpp_export.py", "test_engine_openai.py",
+                        "test_ui_workers.py", "test_make.py", "test_gpu_check.py"})  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if (
+            item.get_closest_marker("real_model")
+            or item.get_closest_marker("browser")
+            or item.path.name in SLOW_FILES
+            or SLOW_FIXTURES & set(item.fixturenames)
+            or "postgresql" in item.name
+        ):
+            item.add_marker(pytest.mark.slow)
