@@ -137,7 +137,8 @@ def test_admin_figures(live_reset, customer):
     admin = console(live_reset, "ada", page="admin")
     summary, day_plot, route_plot, unanswered = admin.predict(api_name="/figures")
     assert "answered" in summary and "messages" in summary
-    assert day_plot is not None and route_plot is not None
+    for plot in (day_plot, route_plot):  # two drawn matplotlib figures, as images
+        assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/") and len(plot["plot"]) > 2000
 
 
 def test_stop_button_cancels_the_reply_and_keeps_what_was_shown(customer, live_reset):
