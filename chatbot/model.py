@@ -6,8 +6,6 @@ Training uses `load_model` and `load_tokenizer` too, so both sides see the same 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import importlib.util
 import logging
@@ -20,6 +18,7 @@ from typing import Any
 
 from chatbot.adapters import active_adapter, registry_dir
 from chatbot.config import ModelConfig
+from knowledge_base.files import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +146,6 @@ def resolve_dtype(config: ModelConfig, device: str) -> Any:
     return torch.bfloat16 if cpu_bf16_is_fast() else torch.float32
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_converted(resolved: ResolvedModel) -> Path:
     """The safetensors folder of a GGUF model, converting it once (about 17 s) if the cache lacks it.
 
@@ -168,7 +156,7 @@ def ensure_converted(resolved: ResolvedModel) -> Path:
     cache = resolved.cache
     if (cache / "config.json").exists():
         return cache
-    with _file_lock(cache.parent / f".{cache.name}.lock"):
+    with file_lock(cache.parent / f".{cache.name}.lock"):
         if (cache / "config.json").exists():
             return cache
         from transformers import AutoModelForCausalLM, AutoTokenizer
