@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import string
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -157,6 +158,25 @@ def test_new_conversation_forgets_this_page_and_the_next_message_starts_another(
     *_, (_, token, *_) = chat.send("How do I cancel my order?", "")
     assert token.partition(":")[0] != conversation_id
     assert engine.store.get_conversation(conversation_id).status == "open"  # the team still has the old one
+
+
+def test_talk_to_a_person_clicked_while_the_first_reply_streams_joins_that_conversation(engine):
+    # the page has no token until the send's first update arrives: both clicks must still be one conversation
+    page = SimpleNamespace(session_hash="page-1", query_params={}, headers={})
+    chat = CustomerChat(engine)
+    sending = chat.send("Where is my order? Please check.", None, request=page)
+    next(sending)  # the question is on its way, the page's token not yet back
+    _, token, *_ = chat.talk_to_person(None, request=page)
+    for _ in sending:
+        pass
+    conversation_id = token.partition(":")[0]
+    texts = [m.text for m in engine.store.messages(conversation_id)]
+    assert "Where is my order? Please check." in texts  # the question and the handoff in one conversation
+    assert engine.store.get_conversation(conversation_id).status == "handoff"
+    assert [h["conversation_id"] for h in engine.store.open_handoffs()] == [conversation_id]
+    chat.new_conversation(token, request=page)  # and "New conversation" really starts another one
+    *_, (_, fresh, *_) = chat.send("How do I cancel my order?", "", request=page)
+    assert fresh.partition(":")[0] != conversation_id
 
 
 def test_a_wrong_or_stale_token_opens_nothing(engine):

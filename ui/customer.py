@@ -5,6 +5,7 @@ stop (the button or Esc), page texts in the conversation's language, and the con
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,8 @@ WIDGET_HEIGHT = 380
 """The chat's height in the widget's frame (pixels), leaving room for the message box and buttons."""
 MAX_TYPED = 200
 """At most this many of the customer's messages are kept as typed for the page session (the newest)."""
+MAX_PAGES = 10_000
+"""Page sessions remembered with the conversation they started before their token reached them (the newest)."""
 
 
 def conversation_token(store: Any, conversation_id: str) -> str:
@@ -56,6 +59,9 @@ class CustomerChat:
         self.company = company
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._pages: OrderedDict[str, str] = OrderedDict()
+        """Gradio session -> the conversation it started before the page had its token (a send and a "talk to a
+        person" clicked at once must land in one conversation); the newest `MAX_PAGES` kept."""
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _lookup(self, faq_id: str) -> Any:
@@ -102,11 +108,22 @@ class CustomerChat:
         return None if conversation is None or conversation.status == "closed" else conversation.id
 
     def _start(self, request: Any) -> str:
-        """A new conversation, in the language the page was asked for (if the pages speak it)."""
+        """The page's new conversation, in the language the page was asked for (if the pages speak it): the one this
+        page (Gradio session) already started when its token has not reached it yet, else a fresh one."""
+        session = getattr(request, "session_hash", None)
+        with self._lock:
+            started = self._pages.get(session) if session else None
+        if started and self._known(self._token(started)):
+            return started
         conversation_id = self.engine.start_conversation(channel="web")
         asked, accept = _asked(request)
         if supported(asked) or supported(accept):
             self.engine.store.set_language(conversation_id, page_language(None, asked, accept))
+        if session:
+            with self._lock:
+                self._pages[session] = conversation_id
+                while len(self._pages) > MAX_PAGES:
+                    self._pages.popitem(last=False)
         return conversation_id
 
     def _token(self, conversation_id: str) -> str:
@@ -184,11 +201,14 @@ class CustomerChat:
         view = self.render(conversation_id, typed, language=self.language(conversation_id, request))
         return view.history, self._token(conversation_id), view.message_ids, view.last_id
 
-    def new_conversation(self, token: str | None) -> tuple[list, str, list, int, str, dict, str]:
+    def new_conversation(self, token: str | None, request: Any = None) -> tuple[list, str, list, int, str, dict, str]:
         """Forget the conversation on this page (a reply still streaming is stopped) and start afresh with the next
         message: `(chat, token, message_ids, last_id, textbox, typed, feedback note)`. The old conversation stays
         with the team as it is."""
         self.stop(token)
+        session = getattr(request, "session_hash", None)
+        with self._lock:
+            self._pages.pop(session, None)
         return [], "", [], 0, "", {}, ""
 
     def thumbs(self, token: str | None) -> Any:
@@ -397,9 +417,13 @@ def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = 
                                     concurrency_limit=concurrency)  # fmt: skip
         relabel(person_event)
         fresh = [chatbot, conversation, message_ids, last_id, box, typed, thanks]
+
         # the trash icon starts afresh too, not just a blank screen
+        def new_conversation(token: str, request: gr.Request) -> tuple:
+            return chat.new_conversation(token, request)
+
         for trigger, name in ((new.click, "new_conversation"), (chatbot.clear, None)):
-            cleared = trigger(chat.new_conversation, [conversation], fresh, queue=False, api_name=name,
+            cleared = trigger(new_conversation, [conversation], fresh, queue=False, api_name=name,
                               api_visibility="public" if name else "private")  # fmt: skip
             cleared.then(end, None, [send, stop], queue=False, api_visibility="private")
             cleared.then(chat.thumbs, [conversation], [chatbot], queue=False, api_visibility="private")
