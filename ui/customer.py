@@ -5,7 +5,6 @@ stop (the button or Esc), page texts in the conversation's language, and the con
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,8 +23,6 @@ WIDGET_HEIGHT = 380
 """The chat's height in the widget's frame (pixels), leaving room for the message box and buttons."""
 MAX_TYPED = 200
 """At most this many of the customer's messages are kept as typed for the page session (the newest)."""
-MAX_PAGES = 10_000
-"""Page sessions remembered with the conversation they started before their token reached them (the newest)."""
 
 
 def conversation_token(store: Any, conversation_id: str) -> str:
@@ -59,9 +56,9 @@ class CustomerChat:
         self.company = company
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        self._pages: OrderedDict[str, str] = OrderedDict()
-        """Gradio session -> the conversation it started before the page had its token (a send and a "talk to a
-        person" clicked at once must land in one conversation); the newest `MAX_PAGES` kept."""
+        self._pages: dict[str, str] = {}
+        """Gradio session -> the conversation its first message started, while that reply streams (the page has no
+        token yet: a "talk to a person" clicked meanwhile must land in the same conversation)."""
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _lookup(self, faq_id: str) -> Any:
@@ -108,23 +105,18 @@ class CustomerChat:
         return None if conversation is None or conversation.status == "closed" else conversation.id
 
     def _start(self, request: Any) -> str:
-        """The page's new conversation, in the language the page was asked for (if the pages speak it): the one this
-        page (Gradio session) already started when its token has not reached it yet, else a fresh one."""
-        session = getattr(request, "session_hash", None)
-        with self._lock:
-            started = self._pages.get(session) if session else None
-        if started and self._known(self._token(started)):
-            return started
+        """A new conversation, in the language the page was asked for (if the pages speak it)."""
         conversation_id = self.engine.start_conversation(channel="web")
         asked, accept = _asked(request)
         if supported(asked) or supported(accept):
             self.engine.store.set_language(conversation_id, page_language(None, asked, accept))
-        if session:
-            with self._lock:
-                self._pages[session] = conversation_id
-                while len(self._pages) > MAX_PAGES:
-                    self._pages.popitem(last=False)
         return conversation_id
+
+    def _starting(self, request: Any) -> str | None:
+        """The conversation this page's first message is being answered in, while its token is on the way."""
+        session = getattr(request, "session_hash", None)
+        with self._lock:
+            return self._pages.get(session) if session else None
 
     def _token(self, conversation_id: str) -> str:
         return conversation_token(self.engine.store, conversation_id) if conversation_id else ""
@@ -146,7 +138,9 @@ class CustomerChat:
         from chatbot.engine import InputError
 
         typed = dict(typed or {})
-        conversation_id = self._known(token) or self._start(request)
+        conversation_id = self._known(token)
+        session = None if conversation_id else getattr(request, "session_hash", None)
+        conversation_id = conversation_id or self._start(request)
         language = self.language(conversation_id, request)
         token = self._token(conversation_id)
         view = self.render(conversation_id, typed, language=language)
@@ -160,6 +154,8 @@ class CustomerChat:
             raise gr.Error(shown, title=text("not_sent", language), print_exception=False) from None
         with self._lock:
             self._cancels[conversation_id] = cancel
+            if session:
+                self._pages[session] = conversation_id
         history = [*view.history, {"role": "user", "content": as_text(message.strip())}]
         ids = [*view.message_ids, None]
         shown = ""
@@ -178,6 +174,8 @@ class CustomerChat:
                 stream.close()
             with self._lock:
                 self._cancels.pop(conversation_id, None)
+                if session and self._pages.get(session) == conversation_id:
+                    del self._pages[session]
         mine = [m.id for m in self.engine.store.messages(conversation_id, after_id=view.last_id) if m.role == "user"]
         if mine:
             typed[mine[0]] = message.strip()
@@ -196,7 +194,7 @@ class CustomerChat:
     def talk_to_person(self, token: str | None, typed: dict | None = None, request: Any = None
                        ) -> tuple[list, str, list, int]:  # fmt: skip
         """Hand the conversation to a person; the notice appears in the chat."""
-        conversation_id = self._known(token) or self._start(request)
+        conversation_id = self._known(token) or self._starting(request) or self._start(request)
         self.engine.request_human(conversation_id)
         view = self.render(conversation_id, typed, language=self.language(conversation_id, request))
         return view.history, self._token(conversation_id), view.message_ids, view.last_id
