@@ -1008,6 +1008,9 @@ def _check_yes_says_what(sentence: str, tokens: list[_Token], after_yes: bool, e
     asked = {t.key: t.text for t in question if t.key in index.support or t.stem in index.support}
     if question and not asked:
         return f"answers yes or no about {_quote(t.text for t in question)}, which no source mentions"
+    unknown = [t.text for t in question if t.key not in index.support and t.stem not in index.support]
+    if unknown:  # "does it apply to used items?" -> "Yes, ... any unused item": the yes covers what no source says
+        return f"answers yes or no about {_quote(unknown)}, which no source mentions"
     if asked and not asked.keys() & {t.key for t in tokens if t.content}:
         return f"answers yes or no without naming what was asked ({_quote(asked.values())})"
     return ""

@@ -82,6 +82,19 @@ def test_a_yes_that_names_what_was_asked_is_accepted():
     assert report.ok, report.reason
 
 
+def test_a_yes_about_what_no_source_says_fails():
+    # both drafted by the shipped adapter on held-out demo follow-ups (`chatbot eval answers`, 2026-12-01)
+    asked = ("what is ur return policy", "does it apply to used items?")
+    used = check_reply(
+        "Yes, you can return any unused item within 30 days of delivery.",
+        evidence("check_refund_policy", customer=asked),
+    )
+    assert not used.ok and used.reason.startswith("answers yes or no about")  # the source says unused: the yes is false
+    membership = check_reply("Yes, you can cancel an order before it ships is free.", evidence(
+        "cancel_order", customer=("do you charge for cancelling an annual membership early",)))  # fmt: skip
+    assert not membership.ok and membership.reason.startswith("answers yes or no about")
+
+
 def test_gate_fails_a_reply_that_states_nothing_of_the_sources():
     # the shipped adapter's stalling reply to "I am trying to add some items to purchase 00123842"
     stall = (
