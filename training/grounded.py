@@ -318,7 +318,7 @@ def doc2dial_examples(
             if not window:
                 counts["no_span"] += 1
                 continue
-            history = _merge_turns(row["history"])
+            history = merge_turns(row["history"])
             customer = [t.content for t in history]
             if not is_faithful(reply, [span, *customer], min_coverage) or unsupported_terms(reply, [window, *customer]):
                 counts["unfaithful"] += 1
@@ -337,8 +337,9 @@ def _section_at(sections: Sequence[tuple[int, str, str]], position: int) -> tupl
     return before[-1] if before else None
 
 
-def _merge_turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
-    """doc2dial history (`role` user/agent, `utterance`) as turns, consecutive turns of one speaker merged."""
+def merge_turns(history: Sequence[dict[str, Any]], end_with_user: bool = True) -> list[Turn]:
+    """doc2dial history (`role` user/agent, `utterance`) as turns, consecutive turns of one speaker merged; with
+    `end_with_user`, trailing agent turns dropped."""
     turns: list[Turn] = []
     for item in history:
         role = "user" if item["role"] == "user" else "assistant"
@@ -349,7 +350,7 @@ def _merge_turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
             turns[-1] = Turn(role, f"{turns[-1].content} {text}")
         else:
             turns.append(Turn(role, text))
-    while turns and turns[-1].role != "user":
+    while end_with_user and turns and turns[-1].role != "user":
         turns.pop()
     return turns
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from chatbot.records import Turn
 from knowledge_base.records import FaqEntry
+from training.grounded import merge_turns
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 AGENT = "replay-agent"
@@ -97,21 +98,6 @@ def rouge_l(candidate: str, reference: str) -> float:
 
 
 # -- the data --------------------------------------------------------------------------------------------------------
-def _turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
-    """doc2dial history as turns, consecutive turns of one speaker merged."""
-    turns: list[Turn] = []
-    for item in history:
-        role = "user" if item["role"] == "user" else "assistant"
-        text = " ".join(item["utterance"].split())
-        if not text:
-            continue
-        if turns and turns[-1].role == role:
-            turns[-1] = Turn(role, f"{turns[-1].content} {text}")
-        else:
-            turns.append(Turn(role, text))
-    return turns
-
-
 def section_of(sections: Sequence[FaqEntry], doc_id: str, position: int) -> str | None:
     """The id of the section (`training.grounded.doc2dial_sections`, ids `DOC_ID@OFFSET`) of document `doc_id`
     that holds character `position`, or None when that document has no section there."""
@@ -142,7 +128,7 @@ def doc2dial_samples(
             reply = " ".join((row.get("agent_reply") or "").split())
             if row["domain"] not in wanted or reply.endswith("?") or len(reply.split()) < min_words:
                 continue
-            history = _turns(row["history"])
+            history = merge_turns(row["history"], end_with_user=False)
             while history and history[-1].role != "user":
                 history.pop()
             if not history:
