@@ -597,12 +597,17 @@ def _heldout(folder: Path) -> tuple[str, str]:
         return "—", "—"
 
 
-def per_day_plot(per_day: list[dict[str, Any]]) -> Any:
-    """Conversations and messages per day (a matplotlib figure; no pyplot, so it is safe in worker threads)."""
+def _axes(width: float) -> tuple[Any, Any]:
+    """A figure for the admin page and its one plot (matplotlib's Figure, not pyplot: safe in worker threads)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 2.8), dpi=90)
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(width, 2.8), dpi=90)
+    return fig, fig.add_subplot()
+
+
+def per_day_plot(per_day: list[dict[str, Any]]) -> Any:
+    """Conversations and messages per day (a matplotlib figure; no pyplot, so it is safe in worker threads)."""
+    fig, ax = _axes(6)
     days = [d["day"][5:] for d in per_day]
     ax.bar(days, [d["messages"] for d in per_day], color="#fdba74", label="messages")
     ax.plot(days, [d["conversations"] for d in per_day], color="#c2410c", marker="o", label="conversations")
@@ -615,10 +620,7 @@ def per_day_plot(per_day: list[dict[str, Any]]) -> Any:
 
 def routes_plot(routes: dict[str, int]) -> Any:
     """Replies answered, drafted, handed off."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4, 2.8), dpi=90)
-    ax = fig.add_subplot()
+    fig, ax = _axes(4)
     names = ["answer", "draft", "handoff"]
     ax.bar(names, [routes.get(n, 0) for n in names], color=["#16a34a", "#f59e0b", "#dc2626"])
     ax.set_title("Routes")
@@ -648,10 +650,7 @@ def _when(at: float) -> str:
 
 def resolution_plot(figures: dict[str, Any]) -> Any:
     """Contained, confirmed and durable resolution and copilot acceptance per day (shares)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 2.8), dpi=90)
-    ax = fig.add_subplot()
+    fig, ax = _axes(6)
     for name, color in zip(SHARE_FIGURES, ("#16a34a", "#2563eb", "#7c3aed", "#f59e0b"), strict=True):
         days = figures[name]["per_day"]
         ax.plot([d["day"][5:] for d in days], [d["value"] for d in days], marker="o", color=color, label=name)
@@ -665,12 +664,9 @@ def resolution_plot(figures: dict[str, Any]) -> Any:
 
 def handoff_plot(handoffs: dict[str, Any]) -> Any:
     """Handoffs per day, stacked by reason."""
-    from matplotlib.figure import Figure
-
     from chatbot.resolution import HANDOFF_REASONS
 
-    fig = Figure(figsize=(5, 2.8), dpi=90)
-    ax = fig.add_subplot()
+    fig, ax = _axes(5)
     days = [d["day"][5:] for d in handoffs["per_day"]]
     bottom = [0] * len(days)
     for reason in HANDOFF_REASONS:
