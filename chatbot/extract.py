@@ -86,7 +86,8 @@ _CUES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     ),
 )
 
-Encode = Callable[[list[str]], np.ndarray]
+Encode = Callable[[Sequence[str]], np.ndarray]
+"""Texts -> L2-normalised vectors (the knowledge base's `embedder.encode`)."""
 
 
 @dataclass(frozen=True)

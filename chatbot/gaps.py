@@ -22,10 +22,8 @@ from typing import Any
 import numpy as np
 
 from chatbot.config import GapsConfig
+from chatbot.extract import Encode
 from knowledge_base.records import FaqEntry
-
-Encode = Callable[[Sequence[str]], np.ndarray]
-"""Texts -> L2-normalised vectors (the knowledge base's `embedder.encode`)."""
 
 
 @dataclass(frozen=True)
