@@ -113,13 +113,8 @@ def is_referring(text: str) -> bool:
     joined = " ".join(words)
     if any(joined == c or joined.startswith(c + " ") for c in CONTINUATIONS):
         return True
-    return len(own_words(text)) <= 1
-
-
-def own_words(text: str) -> list[str]:
-    """The content words of `text` itself, its detail words and stop words dropped ("how long does it take?": none,
-    "ok, how do I get a refund?": refund)."""
-    return [t for t in tokenize(text) if t not in DETAIL_WORDS]
+    topic = [t for t in tokenize(text) if t not in DETAIL_WORDS]
+    return len(topic) <= 1
 
 
 def topic_text(previous_user: tuple[str, ...], text: str) -> str:
@@ -155,7 +150,6 @@ def contextual_search(
     answer_threshold = kb.config.answer_threshold
     if (
         best is not None
-        and own_words(query.text)  # "how long does it take?" after a refund question asks about the refund
         and best.score >= answer_threshold
         and best.entry.id not in sources
         and best.score >= (by_ctx[best.entry.id].score if best.entry.id in by_ctx else 0.0)
