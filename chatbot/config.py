@@ -162,10 +162,20 @@ class SchedulerConfig:
     prefill_tokens: int = 2048
     """Most prompt tokens read in one step (at least one prompt always is): more waiting prompts wait a step, so
     the running replies advance between batches of prompts."""
+    draft_tokens: int = 8
+    """Prompt-lookup drafting: grounded replies copy their sources, so after each token up to this many tokens that
+    follow the reply's last words in the prompt are checked in the same forward pass, and every one the model would
+    have chosen itself is taken at once (greedy replies only, on runners that can check drafts: llama.cpp). The
+    reply is token for token the same; 0 = off."""
+    draft_step_tokens: int = 16
+    """Most drafted tokens checked in one step over all conversations: with many replies decoding at once the pass
+    is no longer memory-bound and checking costs more than it saves."""
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_queue < 0 or self.prefill_tokens < 1:
             raise ValueError("scheduler.max_batch and scheduler.prefill_tokens must be >= 1, scheduler.max_queue >= 0")
+        if self.draft_tokens < 0 or self.draft_step_tokens < 0:
+            raise ValueError("scheduler.draft_tokens and scheduler.draft_step_tokens must be >= 0 (0 = no drafting)")
 
 
 @dataclass
@@ -466,6 +476,32 @@ class GapsConfig:
 
 
 @dataclass
+class LearningConfig:
+    enabled: bool = True
+    """Learn phrasings from agents' replies (`chatbot/phrasings.py`): a customer's question whose reply one FAQ entry
+    clearly supports becomes a phrasing of that entry."""
+    apply: Literal["suggest", "auto"] = "suggest"
+    """`suggest`: the admin page's Gaps tab lists each learned phrasing to keep or drop; `auto`: they are added to the
+    FAQ (validated build, answer-quality gate) when that list is refreshed."""
+    min_support: float = 0.6
+    """Share of a reply's words an FAQ entry must state (and no claim it fails) to count as the reply's source."""
+    min_margin: float = 0.1
+    """How far ahead of the next best entry's support the source must be (otherwise no entry clearly supports it)."""
+    min_words: int = 3
+    """Words of its own (not the customer's) a reply needs before it can place a phrasing ("Yes." places none)."""
+
+    def __post_init__(self) -> None:
+        if self.apply not in ("suggest", "auto"):
+            raise ValueError(f"learning.apply must be 'suggest' or 'auto', got {self.apply!r}")
+        if not 0.0 < self.min_support <= 1.0:
+            raise ValueError("learning.min_support must be a share in (0, 1] (e.g. 0.6)")
+        if not 0.0 <= self.min_margin < 1.0:
+            raise ValueError("learning.min_margin must be a share in [0, 1) (e.g. 0.1)")
+        if self.min_words < 1:
+            raise ValueError("learning.min_words must be >= 1")
+
+
+@dataclass
 class AppConfig:
     kb: KBConfig = field(default_factory=KBConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -483,6 +519,7 @@ class AppConfig:
     autonomy: AutonomyConfig = field(default_factory=AutonomyConfig)
     resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
     gaps: GapsConfig = field(default_factory=GapsConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> AppConfig:

@@ -293,8 +293,9 @@ def _batching_ratios(result: dict[str, Any]) -> dict[str, float]:
 
 
 def bench_llamacpp(config: Any, n: int, max_new_tokens: int, baselines: bool) -> dict[str, Any]:
-    """Our llama.cpp backend, then (same process, same prompts, same adapter, same threads) llama-cpp-python's plain
-    API on the configured GGUF, and transformers in bf16 and fp32."""
+    """Our llama.cpp backend, then (same process, same prompts, same adapter, same threads) our backend with the
+    adapter applied at every step and without drafting, llama-cpp-python's plain API on the configured GGUF, and
+    transformers in bf16 and fp32."""
     import dataclasses
 
     from chatbot.llamacpp.backend import exported_lora, model_gguf
@@ -314,6 +315,13 @@ def bench_llamacpp(config: Any, n: int, max_new_tokens: int, baselines: bool) ->
         result["adapter_applied_each_step"] = {k: single[k] for k in ("ttft_s", "decode_tok_s")}
         ratios["merged_over_applied_decode_tok_s"] = round(result["single"]["decode_tok_s"]
                                                            / max(single["decode_tok_s"], 1e-9), 3)  # fmt: skip
+    result["draft_tokens"] = config.scheduler.draft_tokens
+    if baselines and config.scheduler.draft_tokens:
+        undrafted = dataclasses.replace(config, scheduler=dataclasses.replace(config.scheduler, draft_tokens=0))
+        single = measured(undrafted, "llamacpp", 1, prompts, max_new_tokens, concurrent=False)[0]["single"]
+        result["without_drafting"] = {k: single[k] for k in ("ttft_s", "decode_tok_s")}
+        ratios["drafted_over_undrafted_decode_tok_s"] = round(result["single"]["decode_tok_s"]
+                                                              / max(single["decode_tok_s"], 1e-9), 3)  # fmt: skip
     if baselines:
         gguf = model_gguf(config.model)
         lora = exported_lora(adapter, gguf, config.model.model_cache_dir()) if adapter else None
@@ -408,6 +416,10 @@ def table(result: dict[str, Any]) -> str:
         _row(f"{c['n']} concurrent (batched)", c),
         _row(f"{q['n']} one after another", q),
     ]
+    for name in ("without_drafting", "adapter_applied_each_step"):
+        if name in result:
+            b = result[name]
+            lines.append(f"{name:<34}{b['ttft_s']:>11.3f}s{b['decode_tok_s']:>16.1f}")
     for name, b in result.get("baselines", {}).items():
         if "ttft_s_p95" in b:
             lines.append(_row(f"{name} ({b['n']})", b))

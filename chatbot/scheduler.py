@@ -5,9 +5,11 @@ One worker thread owns a `ModelRunner` (the torch runner in `chatbot/torch_runne
 admission, cancellation, token choice (`generate.choose_tokens`), stop strings and incremental detokenization
 (`generate.PieceDecoder`). The runner only reads prompts into KV-cache slots and decodes one token per slot.
 
-Each step advances every running conversation by one token in one `decode`, then reads the waiting prompts that
-fit `scheduler.prefill_tokens` (always at least one) in one `prefill`: each conversation decodes every step, and
-the torch runner's one batched cache holds exactly the running rows at each decode. Finished or cancelled
+Each step advances every running conversation by one token in one `decode` (on a runner that can check drafts,
+greedy replies also take the prompt-lookup draft's tokens the model agrees with: `chatbot/draft.py`, `_decode`),
+then reads the waiting prompts that fit `scheduler.prefill_tokens` (always at least one) in one `prefill`: each
+conversation decodes every step, and the torch runner's one batched cache holds exactly the running rows at each
+decode. Finished or cancelled
 conversations leave at once (their slot is released). So a new customer's first token waits for at most one
 batch of prompts, and running replies are never held up by more than that.
 (The split follows vLLM's scheduler / model-runner division; read, not copied.)
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatbot.config import GenerationConfig, SchedulerConfig
+from chatbot.draft import PromptLookup
 from chatbot.generate import BusyError, GenerationError, PieceDecoder, choose_tokens, make_generator, stop_token_ids
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,19 @@ class ModelRunner(Protocol):
         ...
 
 
+class DraftingRunner(ModelRunner, Protocol):
+    """A runner that can also check drafted tokens (prompt lookup, `chatbot/draft.py`): several tokens per slot in
+    one pass, and the cache cut back to the tokens that were kept."""
+
+    def verify(self, slots: list[int], tokens: list[list[int]], positions: list[int]) -> list[Any]:
+        """Feed each slot its tokens from its position on; per slot, the logits after each of them (len, vocab)."""
+        ...
+
+    def trim(self, slot: int, length: int) -> None:
+        """Forget the slot's cache from position `length` on (drafted tokens that were not kept)."""
+        ...
+
+
 @dataclass(eq=False)
 class _Sequence:
     prompt_ids: list[int]
@@ -82,6 +98,8 @@ class _Sequence:
     finish_reason: str = ""
     external: threading.Event | None = None
     """The caller's cancel event (the customer pressed stop); never set by the scheduler."""
+    lookup: PromptLookup | None = None
+    """Where drafts come from, when this request is drafted (greedy, on a drafting runner)."""
 
     @property
     def cancelled(self) -> bool:
@@ -150,6 +168,7 @@ class BatchScheduler:
         self._lock = threading.Lock()
         self._stops = stop_token_ids(tokenizer)
         self._free = list(range(min(self.config.max_batch, runner.slots)))[::-1]
+        self._drafting = self.config.draft_tokens > 0 and hasattr(runner, "verify")
         self.active = 0
         self.steps = 0
 
@@ -219,9 +238,7 @@ class BatchScheduler:
                 continue
             try:
                 if rows:
-                    logits = self.runner.decode([s.slot for s in rows], [s.last for s in rows],
-                                                [s.position - 1 for s in rows])  # fmt: skip
-                    self._choose(rows, logits)
+                    self._decode(rows)
                 if arrivals:
                     logits = self.runner.prefill([s.slot for s in arrivals], [s.prompt_ids for s in arrivals])
                     self._choose(arrivals, logits)
@@ -237,10 +254,11 @@ class BatchScheduler:
                 self.runner.reset()
                 self._free = list(range(min(self.config.max_batch, self.runner.slots)))[::-1]
                 rows = []
-        for seq in rows:
+        for seq in rows:  # closed: the replies still running end here, and every slot is released
             if not seq.done:
-                seq.finish_reason = "cancelled"
+                seq.done, seq.finish_reason = True, "cancelled"
                 seq.out.put(_END)
+        self._drop_finished(rows)
         self.active = 0
 
     def _admit(self) -> list[_Sequence]:
@@ -269,6 +287,8 @@ class BatchScheduler:
             budget -= len(seq.prompt_ids)
             seq.slot = self._free.pop()
             seq.position = len(seq.prompt_ids)
+            if self._drafting and seq.config.temperature == 0:
+                seq.lookup = PromptLookup(seq.prompt_ids)
             arrivals.append(seq)
         return arrivals
 
@@ -283,6 +303,48 @@ class BatchScheduler:
             except BaseException as exc:  # handed back to the caller
                 box.append(exc)
             done.set()
+
+    def _decode(self, rows: list[_Sequence]) -> None:
+        """One decode step: every row's next token, plus the drafted tokens the model agrees with."""
+        import torch
+
+        drafts = self._drafts(rows)
+        if not any(drafts):
+            logits = self.runner.decode([s.slot for s in rows], [s.last for s in rows], [s.position - 1 for s in rows])
+            self._choose(rows, logits)
+            return
+        logits = self.runner.verify([s.slot for s in rows], [[s.last, *d] for s, d in zip(rows, drafts, strict=True)],
+                                    [s.position - 1 for s in rows])  # fmt: skip
+        # Position j of every row still agreeing with its draft is chosen together, exactly as a plain step would
+        # choose it (the penalties see the tokens taken before it), until the choice leaves the draft.
+        going = list(range(len(rows)))
+        j = 0
+        while going:
+            chosen = choose_tokens(torch.stack([logits[i][j] for i in going]), [rows[i].generated for i in going],
+                                   [rows[i].config for i in going], [rows[i].generator for i in going])  # fmt: skip
+            agreeing = []
+            for i, token in zip(going, chosen, strict=True):
+                self._emit(rows[i], token)
+                if not rows[i].done and j < len(drafts[i]) and token == drafts[i][j]:
+                    agreeing.append(i)
+            going, j = agreeing, j + 1
+        for seq, draft in zip(rows, drafts, strict=True):
+            if draft and not seq.done:  # the cache holds `last` and the draft; keep up to the token taken last
+                self.runner.trim(seq.slot, seq.position - 1)
+
+    def _drafts(self, rows: list[_Sequence]) -> list[list[int]]:
+        """Each row's drafted tokens for this step ([] for none), within the per-step budget."""
+        budget = self.config.draft_step_tokens
+        room = self.runner.context_tokens
+        drafts = []
+        for seq in rows:
+            limit = min(self.config.draft_tokens, budget, seq.config.max_new_tokens - len(seq.generated) - 1)
+            if room is not None:
+                limit = min(limit, room - seq.position - 1)
+            draft = seq.lookup.draft(seq.generated, limit) if seq.lookup is not None else []
+            budget -= len(draft)
+            drafts.append(draft)
+        return drafts
 
     def _choose(self, rows: list[_Sequence], logits: Any) -> None:
         tokens = choose_tokens(

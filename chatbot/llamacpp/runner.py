@@ -1,7 +1,8 @@
 """The llama.cpp model runner: a `LlamaRuntime` behind the scheduler's `ModelRunner` protocol.
 
 Slot `s` is sequence `s` of the runtime's decode context. Prompts arriving together are read in one batch (see
-`LlamaRuntime.prefill`); a decode step is one `llama_decode` over one token of every running slot.
+`LlamaRuntime.prefill`); a decode step is one `llama_decode` over one token of every running slot, plus its
+drafted tokens when the scheduler drafts (`verify`; `trim` drops the ones it did not keep from the KV cache).
 """
 
 from __future__ import annotations
@@ -52,3 +53,15 @@ class LlamaCppRunner:
             self.runtime.decode_ctx.copy_sequence_to(weights.decode_ctx, slot, slot)
         old, self.runtime = self.runtime, weights
         return old
+
+    def verify(self, slots: list[int], tokens: list[list[int]], positions: list[int]) -> list[Any]:
+        import torch
+
+        flat = [t for row in tokens for t in row]
+        where = [p + k for p, row in zip(positions, tokens, strict=True) for k in range(len(row))]
+        seqs = [slot for slot, row in zip(slots, tokens, strict=True) for _ in row]
+        logits = torch.from_numpy(self.runtime.decode_ctx.decode_many(flat, where, seqs, [True] * len(flat)))
+        return list(torch.split(logits, [len(row) for row in tokens]))
+
+    def trim(self, slot: int, length: int) -> None:
+        self.runtime.decode_ctx.forget(slot, keep=length)
