@@ -484,7 +484,8 @@ class LearningConfig:
     """`suggest`: the admin page's Gaps tab lists each learned phrasing to keep or drop; `auto`: they are added to the
     FAQ (validated build, answer-quality gate) when that list is refreshed."""
     min_support: float = 0.6
-    """Share of a reply's words an FAQ entry must state (and no claim it fails) to count as the reply's source."""
+    """Share of a reply's words an FAQ entry must state (and no number or other fact it lacks) to count as the
+    reply's source."""
     min_margin: float = 0.1
     """How far ahead of the next best entry's support the source must be (otherwise no entry clearly supports it)."""
     min_words: int = 3

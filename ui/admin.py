@@ -503,6 +503,82 @@ class AdminPage:
         update = self.plan_update(path, "merge")
         return self.build_faq(update.checked(), "merge", force=force)
 
+    # -- learned phrasings ----------------------------------------------------------------------------------------
+    def _dropped(self) -> Any:
+        from chatbot.phrasings import DroppedPhrasings
+
+        return DroppedPhrasings(chatbot_home() / "learning" / "dropped.jsonl")
+
+    def learned_phrasings(self) -> list[Any]:
+        """Customers' questions that agents answered from an FAQ entry, not yet phrasings of it (`chatbot.phrasings`):
+        each one is kept (added to the entry) or dropped by the admin; none when `[learning] enabled` is off."""
+        from chatbot.phrasings import learn, reviewed_replies
+
+        cfg = self.engine.config.learning
+        if not cfg.enabled or self.kb.current_version is None:
+            return []
+        return learn(reviewed_replies(self.engine.store), self.kb.entries(), cfg, self._dropped().load())
+
+    @staticmethod
+    def phrasing_label(item: Any) -> str:
+        return f"{item.faq_id}: {item.phrasing}"
+
+    def phrasings_table(self, learned: list[Any]) -> list[list[Any]]:
+        """Learned phrasings as rows: entry, phrasing, support, conversations, entries the drafts had used."""
+        return [[item.faq_id, item.phrasing, item.support, len(item.conversations), ", ".join(item.drafted_from)]
+                for item in learned]  # fmt: skip
+
+    def refresh_phrasings(self) -> tuple[list[Any], str]:
+        """The learned phrasings to show and a status line; with `[learning] apply = "auto"` they are kept at once
+        (one build for all of them) and the status says what that did."""
+        learned = self.learned_phrasings()
+        if learned and self.engine.config.learning.apply == "auto":
+            status = self.keep_phrasings(learned)
+            return self.learned_phrasings(), status
+        return learned, ""
+
+    def keep_phrasing(self, label: str | None, force: bool = False) -> str:
+        """Add the learned phrasing `label` (`phrasing_label`) to its FAQ entry in one action: the entry is written
+        as an FAQ file, validated, merged into the FAQ in use and made current through the answer-quality gate."""
+        if not label:
+            return "Choose a learned phrasing."
+        chosen = [item for item in self.learned_phrasings() if self.phrasing_label(item) == label]
+        if not chosen:
+            return (f"❌ No learned phrasing {as_text(label)!r} any more (kept or dropped already): refresh the "
+                    "list.")  # fmt: skip
+        return self.keep_phrasings(chosen, force=force)
+
+    def keep_phrasings(self, learned: list[Any], force: bool = False) -> str:
+        """Add `learned` phrasings to their entries through `build_faq` (validation, merge, gate)."""
+        from chatbot.phrasings import with_phrasings
+        from knowledge_base.loaders import validate_faq
+
+        ids = {item.faq_id for item in learned}
+        try:
+            changed = [e for e in with_phrasings(self.kb.entries(), learned) if e.id in ids]
+        except ValueError as exc:
+            return f"❌ Not added: {as_text(str(exc))}"
+        folder = chatbot_home() / "learning"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"phrasings-{len(list(folder.glob('phrasings-*.jsonl'))) + 1}.jsonl"
+        path.write_text("".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in changed),
+                        encoding="utf-8")  # fmt: skip
+        problems = validate_faq(path)
+        if problems:
+            return "❌ Not added: " + "; ".join(as_text(p.message) for p in problems)
+        update = self.plan_update(path, "merge")
+        return self.build_faq(update.checked(), "merge", force=force)
+
+    def drop_phrasing(self, label: str | None) -> str:
+        """Never suggest the learned phrasing `label` again (the FAQ is unchanged)."""
+        if not label:
+            return "Choose a learned phrasing."
+        chosen = next((item for item in self.learned_phrasings() if self.phrasing_label(item) == label), None)
+        if chosen is None:
+            return f"❌ No learned phrasing {as_text(label)!r} any more: refresh the list."
+        self._dropped().drop(chosen.faq_id, chosen.phrasing)
+        return f"✅ Dropped: {_code(chosen.faq_id)} will not be offered {as_text(chosen.phrasing)!r} again."
+
     # -- the model ----------------------------------------------------------------------------------------------
     def serving(self, known: list | None = None) -> str:
         """The registry name of what the engine serves (`none`: the base model); the backend's own name for an
@@ -761,6 +837,18 @@ def build(engine: Any) -> Any:
                 gap_choice = gr.Dropdown(label="Suggestion", choices=[], elem_id="gaps-choice")
                 gap_add = gr.Button("Add as an FAQ entry", variant="primary", elem_id="gaps-add")
             gap_status = gr.Markdown("", elem_id="gaps-status")
+            gr.Markdown("**Learned phrasings.** Customers' questions whose agent reply one FAQ entry clearly supports "
+                        "(often not the entry the bot drafted from). Keep one to add it to that entry as another "
+                        "phrasing (the same validation and answer check as an upload), or drop it. "
+                        "`[learning] apply = \"auto\"` keeps them all at each refresh.")  # fmt: skip
+            phrasings_table = gr.Dataframe(headers=["FAQ entry", "customer's question", "support", "conversations",
+                                                    "drafted from"], interactive=False, wrap=True,
+                                           elem_id="phrasings-table")  # fmt: skip
+            with gr.Row():
+                phrasing_choice = gr.Dropdown(label="Learned phrasing", choices=[], elem_id="phrasings-choice")
+                phrasing_keep = gr.Button("Keep", variant="primary", elem_id="phrasings-keep")
+                phrasing_drop = gr.Button("Drop", elem_id="phrasings-drop")
+            phrasing_status = gr.Markdown("", elem_id="phrasings-status")
         with gr.Tab("Model", elem_id="tab-model"):
             adapter_info = gr.Markdown("", elem_id="model-info")
             with gr.Row():
@@ -834,6 +922,24 @@ def build(engine: Any) -> Any:
             suggestions = page.gap_suggestions()
             return page.gaps_table(suggestions), gr.update(choices=[s.question for s in suggestions], value=None)
 
+        def on_phrasings(request: gr.Request):
+            require_admin(store, request)
+            learned, status = page.refresh_phrasings()
+            return (page.phrasings_table(learned), gr.update(choices=[page.phrasing_label(i) for i in learned],
+                                                             value=None), status)  # fmt: skip
+
+        def on_keep(label: str | None, request: gr.Request):
+            require_admin(store, request)
+            status = page.keep_phrasing(label)
+            table, choices, _ = on_phrasings(request)
+            return status, table, choices, page.versions_table()
+
+        def on_drop(label: str | None, request: gr.Request):
+            require_admin(store, request)
+            status = page.drop_phrasing(label)
+            table, choices, _ = on_phrasings(request)
+            return status, table, choices, page.versions_table()
+
         def on_gap_add(question: str | None, request: gr.Request):
             require_admin(store, request)
             status = page.add_gap(question)
@@ -870,5 +976,11 @@ def build(engine: Any) -> Any:
         demo.load(on_gaps, None, [gaps_table, gap_choice], api_visibility="private")
         gaps_refresh.click(on_gaps, None, [gaps_table, gap_choice], api_name="gaps")
         gap_add.click(on_gap_add, [gap_choice], [gap_status, gaps_table, gap_choice, versions], api_name="add_gap")
+        demo.load(on_phrasings, None, [phrasings_table, phrasing_choice, phrasing_status], api_visibility="private")
+        gaps_refresh.click(on_phrasings, None, [phrasings_table, phrasing_choice, phrasing_status],
+                           api_name="phrasings")  # fmt: skip
+        phrasing_outputs = [phrasing_status, phrasings_table, phrasing_choice, versions]
+        phrasing_keep.click(on_keep, [phrasing_choice], phrasing_outputs, api_name="keep_phrasing")
+        phrasing_drop.click(on_drop, [phrasing_choice], phrasing_outputs, api_name="drop_phrasing")
     demo.page = page
     return demo
