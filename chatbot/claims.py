@@ -1011,8 +1011,15 @@ def _check_yes_says_what(sentence: str, tokens: list[_Token], after_yes: bool, e
     unknown = [t.text for t in question if t.key not in index.support and t.stem not in index.support]
     if unknown:  # "does it apply to used items?" -> "Yes, ... any unused item": the yes covers what no source says
         return f"answers yes or no about {_quote(unknown)}, which no source mentions"
-    if asked and not asked.keys() & {t.key for t in tokens if t.content}:
+    said = {t.key for t in tokens if t.content}
+    if asked and not asked.keys() & said:
         return f"answers yes or no without naming what was asked ({_quote(asked.values())})"
+    # "do you charge for cancelling an annual membership early?" -> "Yes, you can cancel an order before it ships is
+    # free.": the source statement about what was asked is another one than the reply's
+    about = max((s & asked.keys() for s in index.statements), key=len, default=frozenset())
+    if len(about) >= 2 and 2 * len(about & said) < len(about):
+        missing = _quote(asked[k] for k in asked if k in about - said)
+        return f"answers yes or no about {missing} with a statement about something else"
     return ""
 
 

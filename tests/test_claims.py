@@ -93,6 +93,14 @@ def test_a_yes_about_what_no_source_says_fails():
     membership = check_reply("Yes, you can cancel an order before it ships is free.", evidence(
         "cancel_order", customer=("do you charge for cancelling an annual membership early",)))  # fmt: skip
     assert not membership.ok and membership.reason.startswith("answers yes or no about")
+    # found reading held-out demo replies: the source does speak of the membership, in its other sentence
+    other = check_reply("Yes, you can cancel an order before it ships is free.", evidence(
+        "check_cancellation_fee", customer=("do you charge for cancelling an annual membership early",)))  # fmt: skip
+    assert not other.ok and "with a statement about something else" in other.reason
+    fee = check_reply("Yes, cancelling an annual membership early costs a fee of 10% of the remaining months.",
+                      evidence("check_cancellation_fee", customer=("do you charge for cancelling an annual membership "
+                                                                   "early",)))  # fmt: skip
+    assert fee.ok, fee.reason
 
 
 def test_gate_fails_a_reply_that_states_nothing_of_the_sources():
