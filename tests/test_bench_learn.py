@@ -19,10 +19,15 @@ TOPICS = {
 }
 
 
+GRANT_QUESTION = "Can a poor family get free money for school?"
+"""Shares no word with the grants section: only a learned phrasing sends it there."""
+
+
 def _doc2dial(folder, n_dialogues: int = 12):
     """A doc2dial folder: one document per topic (a title line, then a heading and its section), and dialogues
-    cycling through the topics; even dialogues' agents reply with the section's own sentence (what the scripted
-    backend drafts), odd ones with other words."""
+    cycling through the topics. Loans and forms dialogues ask with the section's words; their even dialogues' agents
+    reply with the section's own sentence (what the scripted backend drafts), odd ones with words no section has.
+    Grants dialogues ask `GRANT_QUESTION` and the agent answers with the grants section's sentence."""
     d2d = folder / "doc2dial"
     d2d.mkdir(parents=True)
     docs, turns = [], []
@@ -33,10 +38,12 @@ def _doc2dial(folder, n_dialogues: int = 12):
     for i in range(n_dialogues):
         key = list(TOPICS)[i % len(TOPICS)]
         title, heading, text = TOPICS[key]
-        reply = text if i % 2 == 0 else "Please call our office and a counsellor will explain everything to you."
-        history = [{"turn_id": 1, "role": "user", "utterance": f"Hello, I have a question about {title.lower()}."},
+        reply = text if i % 2 == 0 or key == "grants" else "Please call our office and a counsellor will explain it."
+        question = GRANT_QUESTION if key == "grants" else f"{heading}: {text.lower()}"
+        opening = "Hello, I have a question." if key == "grants" else f"Hello, I have a question about {title.lower()}."
+        history = [{"turn_id": 1, "role": "user", "utterance": opening},
                    {"turn_id": 2, "role": "agent", "utterance": "Sure, go ahead."},
-                   {"turn_id": 3, "role": "user", "utterance": f"{heading}: {text.lower()}"}]  # fmt: skip
+                   {"turn_id": 3, "role": "user", "utterance": question}]  # fmt: skip
         start = len(f"{title}\n\n")
         turns.append({"id": f"d{i}_3", "dial_id": f"d{i}", "turn_id": 3, "domain": "studentaid",
                       "doc_id": f"{key}#1_0", "history": history,
@@ -92,6 +99,7 @@ def test_split_is_disjoint_by_dialogue_and_refuses_sizes_the_data_cannot_fill(tm
     sections = doc2dial_sections(data / "doc2dial" / "documents_validation_no_dmv.jsonl", ("studentaid",))
     samples = doc2dial_samples(data / "doc2dial" / "turns_validation_no_dmv.jsonl", sections)
     parts = split_samples(samples, (2, 5, 5), seed=1)
+    assert split_samples(samples, (2, 5, 5), seed=1, all_turns=True) == parts  # one answering turn per dialogue here
     dialogues = [{s.dialogue for s in part} for part in parts]
     assert [len(d) for d in dialogues] == [2, 5, 5]
     assert not (dialogues[0] & dialogues[1] or dialogues[1] & dialogues[2] or dialogues[0] & dialogues[2])
@@ -120,25 +128,12 @@ def test_paired_bootstrap_gives_the_difference_and_a_spread_that_contains_it():
     assert rise["low"] <= 0.4 <= rise["high"] and rise["std"] > 0
     same = paired_bootstrap(control, control, 0.5, 100)
     assert same == {"difference": 0.0, "std": 0.0, "low": 0.0, "high": 0.0}
+    # two dialogues, one of four turns all better, one of six all equal: whole dialogues are resampled, so a
+    # resample is 0 (the equal one twice), 0.4 (each once) or 1 (the better one twice)
+    by_dialogue = paired_bootstrap(learned, control, 0.5, 500, groups=list("yyxxxxyyyy"))
+    assert by_dialogue["difference"] == 0.4 and by_dialogue["low"] == 0.0 and by_dialogue["high"] == 1.0
     with pytest.raises(ValueError, match="same messages"):
         paired_bootstrap(learned[:5], control, 0.5, 100)
-
-
-def test_an_edit_is_faithful_when_its_sources_or_the_customer_say_what_it_says():
-    from chatbot.records import Turn
-    from knowledge_base.records import FaqEntry
-    from training.grounded import GroundedExample
-    from training.learn_bench import faithful
-
-    source = FaqEntry("loans@0", "Repaying loans", "You repay your federal student loan to your loan servicer monthly.")
-    history = (Turn("user", "How do I repay my loan?"),)
-
-    def edited(reply: str) -> GroundedExample:
-        return GroundedExample("review:c-1", history, (source,), reply, "review:edited")
-
-    assert faithful(edited("You repay your loan to your loan servicer monthly."))
-    assert not faithful(edited("Please call our office and a counsellor will explain everything to you."))
-    assert not faithful(edited("You repay your loan servicer within 30 days."))  # a number no source has
 
 
 def test_bench_settings_out_of_range_are_refused_with_the_flag_to_fix():
@@ -146,19 +141,25 @@ def test_bench_settings_out_of_range_are_refused_with_the_flag_to_fix():
         LearnBenchConfig(threshold=0.0)
     with pytest.raises(ValueError, match="--batch-size"):
         LearnBenchConfig(batch_size=1)
-    with pytest.raises(ValueError, match="--seeds"):
-        LearnBenchConfig(seeds=())
+    with pytest.raises(ValueError, match="--split-seeds"):
+        LearnBenchConfig(split_seeds=())
+    with pytest.raises(ValueError, match="--split-seeds"):
+        LearnBenchConfig(split_seeds=(1, 1))
+    with pytest.raises(ValueError, match="--arms must include control"):
+        LearnBenchConfig(arms=("both",))
+    with pytest.raises(ValueError, match="--arms"):
+        LearnBenchConfig(arms=("control", "magic"))
 
 
 # -- the whole loop --------------------------------------------------------------------------------------------------
-def test_the_loop_reviews_trains_gates_and_replays_the_second_batch(tmp_path, app_config, smol_tokenizer,
-                                                                   scripted_backend, hash_embedder):  # fmt: skip
+def test_the_loop_learns_phrasings_and_an_adapter_and_measures_each_arm(tmp_path, app_config, smol_tokenizer,
+                                                                        scripted_backend, hash_embedder):  # fmt: skip
     from tests.fixtures_training import make_tiny_lm
     from training.grounded import load_grounded
-    from training.learn_bench import plot
+    from training.learn_bench import Paused, plot
     from training.trainer import train
 
-    data = _doc2dial(tmp_path / "data")
+    data = _doc2dial(tmp_path / "data", n_dialogues=15)
     app_config.model.adapter = "none"
     trained = []
 
@@ -166,36 +167,53 @@ def test_the_loop_reviews_trains_gates_and_replays_the_second_batch(tmp_path, ap
         trained.append((config, load_grounded(examples)))
         return train(config, [], out, app=app_config, progress=False, loaded=make_tiny_lm(smol_tokenizer))
 
-    cfg = LearnBenchConfig(batch_size=5, tune_size=2, steps=1, train_batch=2, bootstrap=50, gate_limit=2,
-                           threshold=0.6, max_length=512, faithful_edits=False)  # fmt: skip
-    results = run_learn_bench(app_config, data, tmp_path / "work", cfg, trainer, backend=scripted_backend,
-                              embedder=hash_embedder)  # fmt: skip
+    cfg = LearnBenchConfig(batch_size=6, tune_size=2, steps=1, train_batch=2, bootstrap=50, gate_limit=2,
+                           threshold=0.6, max_length=512, split_seeds=(0,))  # fmt: skip
+    work = tmp_path / "work"
+    with pytest.raises(Paused, match="continue with split-0/batch1"):  # a run stopped after one step ...
+        run_learn_bench(app_config, data, work, cfg, trainer, backend=scripted_backend, embedder=hash_embedder,
+                        max_stages=1)  # fmt: skip
+    with pytest.raises(ValueError, match="no split replayed"):  # nothing to report yet
+        run_learn_bench(app_config, data, work, cfg, trainer, report_only=True)
+    results = run_learn_bench(app_config, data, work, cfg, trainer, backend=scripted_backend,
+                              embedder=hash_embedder)  # ... continues where it stopped # fmt: skip
+    reported = run_learn_bench(app_config, data, work, cfg, trainer, report_only=True)  # runs nothing
+    assert reported == results and len(trained) == 1
+    with pytest.raises(ValueError, match="other settings"):
+        run_learn_bench(app_config, data, work, dataclasses.replace(cfg, threshold=0.5), trainer,
+                        backend=scripted_backend, embedder=hash_embedder)  # fmt: skip
 
-    # Batch 1: the scripted backend drafts source [1]'s answer; agents who wrote it approve, the others edit.
-    batch1 = results["batch1"]
-    assert batch1["n"] == 5 and batch1["draft_share"] == 1.0
-    assert sum(batch1["outcomes"].values()) == 5 and set(batch1["outcomes"]) <= {"approved", "edited"}
-    assert batch1["acceptance"] == batch1["outcomes"].get("approved", 0) / 5
-    assert sum(batch1["modes"].values()) >= 1
+    (split,) = results["splits"]
+    batch1 = split["batch1"]
+    assert batch1["n"] == 6 and sum(batch1["outcomes"].values()) == 6
+    assert batch1["acceptance"] == batch1["outcomes"].get("approved", 0) / 6
 
-    # Both arms trained on the same prompts with the same config; only the edited targets differ.
-    (learned_cfg, learned), (control_cfg, control) = trained
-    assert dataclasses.replace(learned_cfg, grounded=()) == dataclasses.replace(control_cfg, grounded=())
-    assert learned_cfg.max_steps == 1 and learned_cfg.init_adapter is None
-    assert [ex.history for ex in learned] == [ex.history for ex in control] and len(learned) == 5
-    assert all(ex.sources for ex in learned)
-    edits = [(a.reply, b.reply) for a, b in zip(learned, control, strict=True) if a.kind == "review:edited"]
-    assert len(edits) == batch1["outcomes"].get("edited", 0)
-    assert all(agent != draft and agent.startswith("Please call") for agent, draft in edits)
+    # Where the answer is: batch 1's grants question became a phrasing of the grants section, found from the
+    # agent's reply alone; the "please call" replies no section supports taught nothing.
+    learning = split["learning"]
+    grants = [p for p in learning["phrasings"] if p["phrasing"] == GRANT_QUESTION]
+    assert len(grants) == 1 and grants[0]["faq_id"].startswith("grants#1_0@")
+    assert all(not p["phrasing"].startswith("Please call") for p in learning["phrasings"])
+    assert learning["phrasings_placed_on_agents_section"] == 1.0
+    assert learning["gate"]["ok"] is True  # the phrasings' FAQ version passed the FAQ gate
 
-    # Gate, activation and batch 2 for each arm; the scripted model ignores adapters, so no rise.
-    (seed,) = results["batch2"]
-    for arm in ("learned", "control"):
-        assert seed[arm]["n"] == 5 and seed[arm]["gate"]["ok"] is True and seed[arm]["train"]["step"] == 1
-    assert seed["rise"]["difference"] == 0.0
-    active = json.loads((tmp_path / "work" / "home" / "adapters" / "active.json").read_text())
-    assert active["name"] == "control-s0" and active["forced"] is False
-    assert len(results["tuning"]["pairs"]) == 2
+    # How agents say it: one training run, on the supported replies only, each with its section as source [1].
+    ((train_cfg, examples),) = trained
+    assert train_cfg.max_steps == 1 and train_cfg.init_adapter is None
+    assert examples and all(ex.reply == ex.sources[0].answer for ex in examples)
+    assert learning["example_counts"]["no_source"] >= 1  # the "please call" edits
+    assert learning["adapter"]["gate"]["ok"] is True
+
+    # Batch 2: the grants questions are now answered from the grants section; the control still misses them.
+    arms = split["batch2"]
+    assert set(arms) == {"control", "phrasings", "adapter", "both"}
+    grant_rows = [r for r in split["replies"] if r["agent"] == TOPICS["grants"][2]]
+    assert grant_rows and all(r["phrasings"] == r["agent"] and r["control"] != r["agent"] for r in grant_rows)
+    assert arms["phrasings"]["rise"]["difference"] > 0 and arms["both"]["acceptance"] == arms["phrasings"]["acceptance"]
+    assert arms["adapter"]["rise"]["difference"] == 0.0  # the scripted model ignores adapters
+    assert arms["phrasings"]["top_source_is_agents"] > arms["control"]["top_source_is_agents"]
+    assert results["summary"]["phrasings"]["rise"]["difference"] == arms["phrasings"]["rise"]["difference"]
+    assert len(split["tuning"]["pairs"]) == split["sizes"]["tune"]
 
     figure = plot(results, tmp_path / "learn.png")
     assert figure.stat().st_size > 10_000

@@ -374,6 +374,44 @@ def review_examples(store: Any, lookup: Callable[[str], FaqEntry | None]) -> lis
     return out
 
 
+def sourced_review_examples(store: Any, entries: Sequence[FaqEntry], config: Any, k: int = 3
+                            ) -> tuple[list[GroundedExample], dict[str, int]]:  # fmt: skip
+    """The store's reviewed replies, each against the FAQ entry it is drawn from: `(examples, counts)`.
+
+    The entry is found from the texts (`chatbot.phrasings.place` with `config`, a `LearningConfig`), not taken from
+    the draft, whose sources an agent often did not use; it is source [1], the draft's other sources follow (up to
+    `k`). A reply no entry clearly supports, or that adds to that entry what it does not say (`is_faithful`), is
+    left out: the grounded objective learns to restate sources. `counts`: `replies`, `kept`, `no_source`,
+    `unfaithful`."""
+    from chatbot.phrasings import place
+    from training.reviews import reviewed_conversations
+
+    by_id = {e.id: e for e in entries}
+    counts = {"replies": 0, "kept": 0, "no_source": 0, "unfaithful": 0}
+    out = []
+    for row in reviewed_conversations(store=store):
+        *context, last = row["messages"]
+        history = tuple(Turn(m["role"], m["content"]) for m in context)
+        if not history or history[-1].role != "user":
+            continue
+        counts["replies"] += 1
+        customer = [t.content for t in history if t.role == "user"]
+        where = place(last["content"], entries, config, customer)
+        if where.faq_id is None:
+            counts["no_source"] += 1
+            continue
+        source = by_id[where.faq_id]
+        if not is_faithful(last["content"], [source.answer, source.question, *customer]):
+            counts["unfaithful"] += 1
+            continue
+        drafted = store.message(int(row["id"].rsplit("-", 1)[1])).faq_ids
+        others = [by_id[i] for i in drafted if i in by_id and i != source.id]
+        out.append(GroundedExample(f"review:{row['id']}", history, (source, *others[: k - 1]), last["content"],
+                                   f"review:{row['source']}"))  # fmt: skip
+        counts["kept"] += 1
+    return out, counts
+
+
 # -- files -----------------------------------------------------------------------------------------------------------
 def write_grounded(examples: Iterable[GroundedExample], path: str | Path) -> int:
     """Write examples as JSONL (`GroundedExample.to_json`); returns how many."""

@@ -67,9 +67,16 @@ class ReplayRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "sample_id": self.sample_id, "route": self.route, "draft": self.draft, "top_faq_id": self.top_faq_id,
-            "rouge_l": round(self.rouge_l, 4), "unsupported": list(self.unsupported), "fallback": self.fallback,
+            "sample_id": self.sample_id, "conversation_id": self.conversation_id, "route": self.route,
+            "draft": self.draft, "draft_id": self.draft_id, "top_faq_id": self.top_faq_id, "rouge_l": self.rouge_l,
+            "unsupported": list(self.unsupported), "fallback": self.fallback,
         }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> ReplayRecord:
+        """The record `to_dict` wrote."""
+        return cls(row["sample_id"], row["conversation_id"], row["route"], row["draft"], row["draft_id"],
+                   row["top_faq_id"], row["rouge_l"], tuple(row["unsupported"]), row["fallback"])  # fmt: skip
 
 
 # -- the measure -----------------------------------------------------------------------------------------------------
@@ -145,9 +152,11 @@ def _rank(key: str, seed: int) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
-def split_samples(samples: Sequence[ReplaySample], sizes: Sequence[int], seed: int = 0) -> list[list[ReplaySample]]:
-    """Disjoint parts of `sizes` samples each, no dialogue in two parts, one sample per dialogue (a seeded choice),
-    dialogues in a seeded order. Raises `ValueError` when there are fewer dialogues than the sizes add up to."""
+def split_samples(samples: Sequence[ReplaySample], sizes: Sequence[int], seed: int = 0, *, all_turns: bool = False
+                  ) -> list[list[ReplaySample]]:  # fmt: skip
+    """Disjoint parts of `sizes` dialogues each, no dialogue in two parts, dialogues in a seeded order; of each
+    dialogue every sample (`all_turns`, in turn order) or one (a seeded choice). Raises `ValueError` when there are
+    fewer dialogues than the sizes add up to."""
     by_dialogue: dict[str, list[ReplaySample]] = {}
     for s in samples:
         by_dialogue.setdefault(s.dialogue, []).append(s)
@@ -160,7 +169,11 @@ def split_samples(samples: Sequence[ReplaySample], sizes: Sequence[int], seed: i
     rng = random.Random(seed)
     parts, start = [], 0
     for size in sizes:
-        parts.append([rng.choice(by_dialogue[d]) for d in order[start : start + size]])
+        chosen = order[start : start + size]
+        if all_turns:
+            parts.append([s for d in chosen for s in by_dialogue[d]])
+        else:
+            parts.append([rng.choice(by_dialogue[d]) for d in chosen])
         start += size
     return parts
 
