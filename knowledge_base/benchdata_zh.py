@@ -2,6 +2,9 @@
 
 - afqmc_dev: AFQMC paraphrase pairs like `benchdata.afqmc`, but the next pairs in the same hash order, so that
   tuning on them never sees the pairs `afqmc` reports on.
+- afqmc_1k: the 1,000 pairs after those (report on these too: ten times the queries of `afqmc`, less noise).
+- afqmc_training_pairs: the AFQMC train pairs that none of these sets (nor their distractors) touch, what the
+  shipped USE head (`knowledge_base.use_head`) is trained on.
 - crosswoz / crosswoz_dev: a Chinese FAQ of what CrossWOZ travellers ask about a place they were told of (its phone
   number, address, opening hours, the hotels nearby ...): one entry per (domain, requested slot) with at least 20
   validation-split questions. Entries take up to 15 validation questions as phrasings; `crosswoz_dev` queries are
@@ -39,6 +42,41 @@ def afqmc_dev(data: Path, n: int = 300, skip: int = 100) -> EvalSet:
         if len(entries) == n:
             break
     return EvalSet("afqmc_dev", entries, queries)
+
+
+def afqmc_1k(data: Path) -> EvalSet:
+    """1,000 AFQMC pairs after those of `afqmc` and `afqmc_dev` (same order, no sentence shared with them)."""
+    held = afqmc_dev(data, n=1000, skip=400)
+    return EvalSet("afqmc_1k", held.entries, held.queries)
+
+
+def afqmc_training_pairs(data: Path, distractor_rows: int = 10_000) -> list[tuple[str, str, int]]:
+    """AFQMC train pairs (label 1 and 0) outside every benchmark AFQMC set: the sentences of `afqmc`, `afqmc_dev`
+    and `afqmc_1k` and the AFQMC distractors of their FAQs up to `distractor_rows` entries are held out, with every
+    pair connected to them through shared sentences (connected components of the pair graph), so that no sentence
+    a benchmark query, entry or distractor uses, nor a sentence paired with one, is trained on."""
+    from knowledge_base.benchdata import afqmc, distractor_pool
+
+    pairs = _afqmc_pairs(data)
+    held = set()
+    for eval_set in (afqmc(data), afqmc_dev(data), afqmc_1k(data)):
+        held.update(e.question for e in eval_set.entries)
+        held.update(q.query for q in eval_set.queries)
+    held.update(distractor_pool(data, "afqmc", limit=distractor_rows))
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for s1, s2, _ in pairs:
+        r1, r2 = root(s1), root(s2)
+        if r1 != r2:
+            parent[r1] = r2
+    held_roots = {root(s) for s in held if s in parent}
+    return [p for p in pairs if root(p[0]) not in held_roots]
 
 
 def _crosswoz_questions(data: Path, split: str) -> dict[str, list[str]]:

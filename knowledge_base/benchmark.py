@@ -23,12 +23,14 @@ SETS = {
     "banking77": benchdata.banking77,
     "clinc150": benchdata.clinc150,
     "afqmc": benchdata.afqmc,
+    "afqmc_1k": benchdata_zh.afqmc_1k,
     "crosswoz": benchdata_zh.crosswoz,
     "afqmc_dev": benchdata_zh.afqmc_dev,
     "crosswoz_dev": benchdata_zh.crosswoz_dev,
 }
-"""`afqmc` and `crosswoz` report; `afqmc_dev` and `crosswoz_dev` are their tuning splits (never report on them)."""
-POOL_OF = {"afqmc_dev": "afqmc", "crosswoz_dev": "crosswoz"}
+"""`afqmc`, `afqmc_1k` and `crosswoz` report; `afqmc_dev` and `crosswoz_dev` are their tuning splits (never report on
+them)."""
+POOL_OF = {"afqmc_dev": "afqmc", "afqmc_1k": "afqmc", "crosswoz_dev": "crosswoz"}
 """Sets whose distractors leave out what another set's leave out (the pool is chosen by that set's name)."""
 
 

