@@ -333,12 +333,14 @@ class BatchScheduler:
                 self.runner.trim(seq.slot, seq.position - 1)
 
     def _drafts(self, rows: list[_Sequence]) -> list[list[int]]:
-        """Each row's drafted tokens for this step ([] for none), within the per-step budget."""
+        """Each row's drafted tokens for this step ([] for none), within the per-step budget: what is left of it is
+        shared out over the rows still to draft, so under load every reply gets some (not the oldest ones all)."""
         budget = self.config.draft_step_tokens
         room = self.runner.context_tokens
         drafts = []
-        for seq in rows:
-            limit = min(self.config.draft_tokens, budget, seq.config.max_new_tokens - len(seq.generated) - 1)
+        for k, seq in enumerate(rows):
+            share = budget // (len(rows) - k)
+            limit = min(self.config.draft_tokens, share, seq.config.max_new_tokens - len(seq.generated) - 1)
             if room is not None:
                 limit = min(limit, room - seq.position - 1)
             draft = seq.lookup.draft(seq.generated, limit) if seq.lookup is not None else []

@@ -109,7 +109,7 @@ class DraftingCopyingRunner(CopyingRunner):
     """The same model, able to check drafts."""
 
     def verify(self, slots, tokens, positions):
-        self.calls.append(("verify", sum(len(t) - 1 for t in tokens)))
+        self.calls.append(("verify", [len(t) - 1 for t in tokens]))
         return [self._feed(s, list(t), p) for s, t, p in zip(slots, tokens, positions, strict=True)]
 
     def trim(self, slot, length):
@@ -174,9 +174,12 @@ def test_the_step_budget_caps_the_drafted_tokens_and_sampled_replies_are_not_dra
     tokenizer = tiny_loaded.tokenizer
     vocab, eos = len(tokenizer), tokenizer.eos_token_id
     runner = DraftingCopyingRunner(vocab, eos)
-    _replies(runner, tokenizer, SchedulerConfig(draft_tokens=8, draft_step_tokens=5), GenerationConfig(), True)
-    drafted = [n for kind, n in runner.calls if kind == "verify"]
-    assert drafted and max(drafted) <= 5
+    _replies(runner, tokenizer, SchedulerConfig(draft_tokens=8, draft_step_tokens=6), GenerationConfig(), True)
+    drafted = [rows for kind, rows in runner.calls if kind == "verify"]
+    assert drafted and max(sum(rows) for rows in drafted) <= 6
+    # shared out: with three replies drafting, none takes the whole budget
+    assert any(len(rows) == 3 and sum(1 for n in rows if n) >= 2 for rows in drafted)
+    assert all(rows[0] <= 2 for rows in drafted if len(rows) == 3)  # the first of three: a third of the budget
 
     sampled = DraftingCopyingRunner(vocab, eos)
     _replies(sampled, tokenizer, SchedulerConfig(draft_tokens=8), GenerationConfig(temperature=0.7), True)
