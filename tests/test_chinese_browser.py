@@ -87,6 +87,8 @@ def ask(page, text: str) -> str:
 def test_browser_a_chinese_conversation_is_chinese_throughout(zh_page, live_zh, artifacts):
     page = zh_page
     assert page.locator("#send-button").inner_text().strip() == "发送"
+    page.wait_for_function("document.title === 'Acme 客服'")  # the browser tab's title too
+    assert page.evaluate("document.documentElement.lang") == "zh"
     assert page.get_by_role("textbox", name="您的消息").count() == 1
     placeholder = page.locator("#customer-input textarea").get_attribute("placeholder")
     assert placeholder == "输入您的消息…（回车发送，Esc 停止）"

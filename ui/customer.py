@@ -3,12 +3,13 @@ states, team replies arriving by a timer with a badge, "talk to a person", "new 
 stop (the button or Esc), page texts in the conversation's language, and the conversation kept in the browser."""
 
 # No `from __future__ import annotations`: Gradio reads the `gr.Request` hints of the handlers at runtime.
+import json
 import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ui.i18n import REFUSED, page_language, supported, text
+from ui.i18n import REFUSED, TABLES, page_language, supported, text
 from ui.render import Rendered, as_markdown, as_text, render_messages
 
 log = logging.getLogger(__name__)
@@ -338,6 +339,10 @@ def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = 
     import gradio as gr
 
     chat = CustomerChat(engine, active, company)
+    # the browser tab's title and the page's lang attribute follow the page language, like its other texts
+    titles = json.dumps({code: text("title", code, company=company) for code in TABLES}, ensure_ascii=False)
+    title_js = f"(language) => {{ const t = {titles}; document.title = t[language] || t.en; "\
+               "document.documentElement.lang = t[language] ? language : 'en'; }"  # fmt: skip
     with gr.Blocks(title=text("title", "en", company=company)) as demo:
         header = gr.Markdown(f"## {as_text(text('title', 'en', company=company))}\n{as_text(text('intro', 'en'))}",
                              elem_id="chat-header")  # fmt: skip
@@ -345,6 +350,7 @@ def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = 
         conversation = gr.BrowserState("", storage_key=storage_key)
         typed = gr.State({})
         language = gr.State("en")
+        page_lang = gr.Textbox("en", visible=False, elem_id="page-language")
         message_ids = gr.State([])
         last_id = gr.State(0)
         chatbot = gr.Chatbot(
@@ -381,7 +387,12 @@ def build(engine: Any, active: Any = None, concurrency: int = 8, company: str = 
             return chat.labels(token, request)
 
         def relabel(event: Any) -> None:
-            event.then(labels, [conversation], labelled, queue=False, api_visibility="private",
+            relabelled = event.then(labels, [conversation], labelled, queue=False, api_visibility="private",
+                                    show_progress="hidden")  # fmt: skip
+            # a State's value stays on the server: the hidden box brings the language to the page's script
+            shown = relabelled.then(lambda lang: lang, [language], [page_lang], queue=False, api_visibility="private",
+                                    show_progress="hidden")  # fmt: skip
+            shown.then(None, [page_lang], None, js=title_js, queue=False, api_visibility="private",
                        show_progress="hidden")  # fmt: skip
 
         loaded = demo.load(restore, [conversation, typed], [chatbot, conversation, message_ids, last_id],
