@@ -29,7 +29,7 @@ def entries():
         ("Press Forgot password on the sign-in page; the reset link works for 1 hour.", "recover_password"),
         ("Standard delivery takes 3-5 business days.", None),  # two entries say it: neither clearly
         ("Please hold on, a colleague in the warehouse will check it for you.", None),  # no entry says it
-        ("Orders placed before 2 pm ship the same day and arrive within 2 hours by drone.", None),  # a duration the entry lacks
+        ("Orders placed before 2 pm ship the same day and arrive within 2 hours by drone.", None),  # a new duration
         ("Yes.", None),  # no words of its own
         ("", None),
     ],
