@@ -506,7 +506,8 @@ def _results(cfg: LearnBenchConfig, settings: dict[str, Any], app: Any, splits: 
             "sizes": {"tune": len(tune), "batch1": len(batch1), "batch2": len(batch2),
                       "dialogues": [len({s.dialogue for s in p}) for p in (tune, batch1, batch2)]},
             "tuning": {**batch_figures([ReplayRecord.from_dict(r) for r in split["tune"]], t),
-                       "pairs": [{"agent": by_id[r["sample_id"]].agent_reply, **r} for r in split["tune"]]},
+                       "pairs": [{"sample_id": r["sample_id"], "agent": by_id[r["sample_id"]].agent_reply,
+                                  "draft": r["draft"], "rouge_l": round(r["rouge_l"], 4)} for r in split["tune"]]},
             "batch1": {**batch_figures(first, t), "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
                        "modes": autonomy_modes(first, outcomes, app.autonomy)["counts"],
                        "top_source_is_agents": _share([r.top_faq_id == by_id[r.sample_id].gold for r in first])},
@@ -521,7 +522,7 @@ def _results(cfg: LearnBenchConfig, settings: dict[str, Any], app: Any, splits: 
             },
             "batch2": figures,
             "replies": [{"sample_id": c.sample_id, "agent": by_id[c.sample_id].agent_reply,
-                         **{arm: arms[arm][i].draft for arm in arms}} for i, c in enumerate(arms["control"][:60])],
+                         **{arm: arms[arm][i].draft for arm in arms}} for i, c in enumerate(arms["control"][:30])],
             "arms": sorted(arms),
         })  # fmt: skip
     summary: dict[str, Any] = {"control_acceptance": _share([r.accepted(t) for r in pooled["control"]])}
@@ -592,7 +593,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     right.bar(arms, values, color=[styles[a][0] for a in arms], yerr=[low, high], capsize=6)
     right.set_ylabel(f"acceptance at {threshold}")
     n = sum(s["sizes"]["batch2"] for s in results["splits"])
-    right.set_title(f"batch 2, {n} messages over {len(results['splits'])} splits; bars: 95% bootstrap of the rise",
+    right.set_title(f"{n} batch-2 messages, {len(results['splits'])} split(s)\nerror bars: 95% bootstrap of the rise",
                     fontsize=9)  # fmt: skip
     fig.suptitle("chatbot bench learn: drafts agents would send unedited, after learning from batch 1's reviews")
     fig.tight_layout()
