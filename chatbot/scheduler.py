@@ -3,15 +3,15 @@
 One worker thread owns a `ModelRunner` (the torch runner in `chatbot/torch_runner.py`, the llama.cpp one in
 `chatbot/llamacpp/runner.py`). The scheduler does everything that is not a forward pass: the queue and its limit,
 admission, cancellation, token choice (`generate.choose_tokens`), stop strings and incremental detokenization
-(`generate.PieceDecoder`). The runner only reads prompts into KV-cache slots and decodes one token per slot.
+(`generate.PieceDecoder`). The runner only reads prompts into KV-cache slots and decodes one token per slot (a
+`DraftingRunner` also checks several drafted tokens per slot in one pass).
 
-Each step advances every running conversation by one token in one `decode` (on a runner that can check drafts,
-greedy replies also take the prompt-lookup draft's tokens the model agrees with: `chatbot/draft.py`, `_decode`),
-then reads the waiting prompts that fit `scheduler.prefill_tokens` (always at least one) in one `prefill`: each
-conversation decodes every step, and the torch runner's one batched cache holds exactly the running rows at each
-decode. Finished or cancelled
-conversations leave at once (their slot is released). So a new customer's first token waits for at most one
-batch of prompts, and running replies are never held up by more than that.
+Each step advances every running conversation by one token in one `decode` (on a drafting runner, greedy replies
+also take the prompt-lookup draft's tokens the model agrees with: `chatbot/draft.py`, `_decode`), then reads the
+waiting prompts that fit `scheduler.prefill_tokens` (always at least one) in one `prefill`: each conversation
+decodes every step, and the torch runner's one batched cache holds exactly the running rows at each decode.
+Finished or cancelled conversations leave at once (their slot is released). So a new customer's first token waits
+for at most one batch of prompts, and running replies are never held up by more than that.
 (The split follows vLLM's scheduler / model-runner division; read, not copied.)
 """
 
@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from chatbot.config import GenerationConfig, SchedulerConfig
 from chatbot.draft import PromptLookup
@@ -67,6 +67,7 @@ class ModelRunner(Protocol):
         ...
 
 
+@runtime_checkable
 class DraftingRunner(ModelRunner, Protocol):
     """A runner that can also check drafted tokens (prompt lookup, `chatbot/draft.py`): several tokens per slot in
     one pass, and the cache cut back to the tokens that were kept."""
@@ -168,7 +169,7 @@ class BatchScheduler:
         self._lock = threading.Lock()
         self._stops = stop_token_ids(tokenizer)
         self._free = list(range(min(self.config.max_batch, runner.slots)))[::-1]
-        self._drafting = self.config.draft_tokens > 0 and hasattr(runner, "verify")
+        self._drafting = self.config.draft_tokens > 0 and isinstance(runner, DraftingRunner)
         self.active = 0
         self.steps = 0
 
