@@ -364,3 +364,17 @@ def test_a_hedged_source_cannot_become_a_certainty():
                            "school.", Evidence((source,))).ok  # fmt: skip
     assert check_reply("You may be eligible for forgiveness of your federal student loans if the school misled you.",
                        Evidence((source,))).ok  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: the check reads the customer's last message alone; 'how much "
+    "is it?' names nothing, so a statement about orders passes as the answer about the membership's fee",
+)
+def test_a_follow_up_answered_from_the_wrong_statement_of_its_entry_is_rejected():
+    # found reading held-out demo follow-ups (session 4): "do you charge for cancelling an annual membership early"
+    # then "how much is it?" -> draft "You can cancel an order before it ships is free"
+    report = check_reply("You can cancel an order before it ships is free", evidence(
+        "check_cancellation_fee",
+        customer=("do you charge for cancelling an annual membership early", "how much is it?")))  # fmt: skip
+    assert not report.ok
