@@ -32,6 +32,7 @@ from difflib import SequenceMatcher
 from functools import lru_cache
 
 from chatbot import chinese
+from chatbot.followup import read_in_context
 from knowledge_base.text import HAN_CLASS as HAN
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -997,6 +998,35 @@ def _check_yes_then_no(sentence: str, after_yes: bool, negation: str) -> str:
 _ANSWER_NO = re.compile(r"^\W*(?:no|nope)\b(?!\s+(?:problem|worries))", re.IGNORECASE)
 
 
+def _asked_in_context(evidence: Evidence, index: _Index) -> dict[str, str]:
+    """The content words of the customer's question read with the conversation as retrieval reads it (a follow-up
+    that names nothing, "how much is it?", joined to the topic before it: `chatbot.followup.read_in_context`) that
+    the sources mention (key -> the word as written)."""
+    if not evidence.customer:
+        return {}
+    question = _tokens(_mask_contacts(_normal(read_in_context(evidence.customer))))
+    return {t.key: t.text for t in question if t.content and (t.key in index.support or t.stem in index.support)}
+
+
+def _about(asked: dict[str, str], index: _Index) -> frozenset[str]:
+    """The asked keys of the source statement that says most of what was asked."""
+    return max((s & asked.keys() for s in index.statements), key=len, default=frozenset())
+
+
+def _addresses(said: frozenset[str], asked: dict[str, str], index: _Index) -> bool:
+    """Whether a sentence stating `said` (its `_substance`) is about what was asked, when one source statement says
+    at least two of the asked words: it says half of them, or its words come from such a statement (a Chinese
+    answer leaves the subject out: "抱歉，不提供国内长途电话。"). True when no statement tells what was asked."""
+    about = _about(asked, index)
+    if len(about) < 2:
+        return True
+    tops = [s for s in index.statements if len(s & asked.keys()) == len(about)]
+    if any(2 * len(s & asked.keys() & said) >= len(about) for s in tops):
+        return True
+    closest = max(len(said & s) for s in index.statements)
+    return closest > 0 and any(len(said & s) == closest for s in tops)
+
+
 def _check_yes_says_what(sentence: str, tokens: list[_Token], after_yes: bool, evidence: Evidence,
                          index: _Index) -> str:  # fmt: skip
     """A "Yes"/"No" must say what it answers: "is that free?" -> "Yes, your order will be cancelled at the time of
@@ -1016,7 +1046,7 @@ def _check_yes_says_what(sentence: str, tokens: list[_Token], after_yes: bool, e
         return f"answers yes or no without naming what was asked ({_quote(asked.values())})"
     # "do you charge for cancelling an annual membership early?" -> "Yes, you can cancel an order before it ships is
     # free.": the source statement about what was asked is another one than the reply's
-    about = max((s & asked.keys() for s in index.statements), key=len, default=frozenset())
+    about = _about(asked, index)
     if len(about) >= 2 and 2 * len(about & said) < len(about):
         missing = _quote(asked[k] for k in asked if k in about - said)
         return f"answers yes or no about {missing} with a statement about something else"
@@ -1092,10 +1122,14 @@ class ClaimGate:
 
     `feed(piece)` returns the sentences completed by this piece that passed (a sentence is complete once the space
     or line break after its final mark arrives; a bare "Yes." waits for the sentence it answers with, and
-    pleasantries wait for the first sentence that states something of the sources). After a failure, `failed` and
-    `failure` are set and nothing more is released. `finish(complete)` checks the rest, and fails a reply that
-    stated nothing of the sources; with `complete=False`, or when the text stops on a connector, the unterminated
-    tail is not released and `cut_off` holds it.
+    pleasantries wait for the first sentence that states something of the sources, and that sentence waits for one
+    about what was asked when one source statement tells what that is: "do you charge for cancelling an annual
+    membership early?", "how much is it?" -> "Cancelling an order before it ships is free." is held, and released
+    once "Cancelling an annual membership early costs a fee ..." follows). After a failure, `failed` and `failure`
+    are set and nothing more is released. `finish(complete)` checks the rest, and fails a reply that stated nothing
+    of the sources or nothing about what was asked (a true statement about something else answers nothing); with
+    `complete=False`, or when the text stops on a connector, the unterminated tail is not released and `cut_off`
+    holds it.
     """
 
     def __init__(self, evidence: Evidence):
@@ -1108,6 +1142,8 @@ class ClaimGate:
         self._after_yes = False
         self._checked = 0  # end of the last claim checked and passed (released or held)
         self._substance: set[str] = set()  # what of the sources the passed sentences state
+        self._asked = _asked_in_context(evidence, _index(evidence))
+        self._answered = _addresses(frozenset(), self._asked, _index(evidence))  # True when it cannot be told
 
     def _release(self, spans: list[tuple[int, int, bool]]) -> str:
         upto = len(self.released)
@@ -1119,7 +1155,8 @@ class ClaimGate:
                 break
             self._checked = end
             self._substance |= substance
-            if not self._after_yes and self._substantive:
+            self._answered = self._answered or _addresses(substance, self._asked, _index(self.evidence))
+            if not self._after_yes and self._substantive and self._answered:
                 upto = end
         chunk = self.text[len(self.released) : upto]
         self.released += chunk
@@ -1157,6 +1194,13 @@ class ClaimGate:
         if not self.failed and not self._substantive:
             self.failed = True
             self.failure = _fail(self.text.strip(), "states nothing from the sources that answers the question")
+            return ""
+        if not self.failed and not self._answered:
+            about = _about(self._asked, _index(self.evidence))
+            missing = _quote(w for k, w in self._asked.items() if k in about)
+            self.failed = True
+            self.failure = _fail(self.text.strip(), f"does not answer what was asked about {missing}: it states "
+                                 "something else of the sources")  # fmt: skip
             return ""
         if not self.failed and not self.cut_off:
             # a held bare "Yes." at the very end, and trailing whitespace

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -124,6 +125,15 @@ def topic_text(previous_user: tuple[str, ...], text: str) -> str:
     while start > 0 and is_referring(previous_user[start]):
         start -= 1
     return " ".join((*previous_user[start:], text))
+
+
+def read_in_context(customer: Sequence[str]) -> str:
+    """The customer's last message as retrieval reads it: alone, or with the conversation's topic when it refers
+    back (`topic_text`); `customer` holds the customer's messages so far, the question last."""
+    if not customer:
+        raise ValueError("read_in_context needs the customer's messages, the question last")
+    *before, text = (" ".join(m.split()) for m in customer)
+    return topic_text(tuple(before), text) if before and is_referring(text) else text
 
 
 def contextual_search(

@@ -5,8 +5,8 @@ FAQ entry clearly supports it, the customer's question becomes a phrasing of tha
 next customer who asks it that way is answered from that entry, whichever entry the bot had drafted from.
 
 - `reviewed_replies` reads what agents sent from the store, each with the customer's question read as the follow-up
-  module reads it (`phrasing_of`: a message that refers back, "what if I miss it?", joined to the conversation's
-  topic).
+  module reads it (`chatbot.followup.read_in_context`: a message that refers back, "what if I miss it?", joined to
+  the conversation's topic).
 - `support` scores how well one entry supports a reply: the share of the reply's words (the lexical tokenizer's) the
   entry states, and 0 when the reply states a number, duration, URL or address the entry does not.
 - `place` finds the entry the reply is drawn from, from text only: the best-supported entry when its support is at
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.config import LearningConfig
+from chatbot.followup import read_in_context
 from knowledge_base.records import FaqEntry
 from knowledge_base.tokenize import tokenize
 
@@ -41,7 +42,7 @@ class ReviewedReply:
 
     conversation_id: str
     question: str
-    """The customer's question as retrieval reads it with the conversation (`phrasing_of`)."""
+    """The customer's question as retrieval reads it with the conversation (`chatbot.followup.read_in_context`)."""
     reply: str
     customer: tuple[str, ...]
     """The customer's messages so far, the question last (a reply may echo them)."""
@@ -73,17 +74,6 @@ class Learned:
     """Entries the bot's drafts had used instead (empty when the bot already drafted from this one)."""
 
 
-def phrasing_of(customer: Sequence[str]) -> str:
-    """The customer's last message as retrieval reads it: alone, or with the conversation's topic when it refers
-    back (`chatbot.followup.topic_text`)."""
-    from chatbot.followup import is_referring, topic_text
-
-    if not customer:
-        raise ValueError("phrasing_of needs the customer's messages, the question last")
-    *before, text = (" ".join(m.split()) for m in customer)
-    return topic_text(tuple(before), text) if before and is_referring(text) else text
-
-
 def reviewed_replies(store: Any) -> list[ReviewedReply]:
     """Every reply an agent sent after a customer's message (`Store.reviewed_examples`), oldest first."""
     out = []
@@ -94,7 +84,7 @@ def reviewed_replies(store: Any) -> list[ReviewedReply]:
         customer = tuple(m["content"] for m in context if m["role"] == "user")
         conversation_id, message_id = row["id"].rsplit("-", 1)
         message = store.message(int(message_id))
-        out.append(ReviewedReply(conversation_id, phrasing_of(customer), last["content"], customer,
+        out.append(ReviewedReply(conversation_id, read_in_context(customer), last["content"], customer,
                                  tuple(message.faq_ids), message.language))  # fmt: skip
     return out
 

@@ -27,7 +27,6 @@ SHOP = Evidence((RETURNS,), customer=("我想退货，多久能退款？",))
         "退款会在收到退货后的三到五个工作日内退回原支付账户。",  # numerals written with characters
         "退款会在收到退货后的３到５个工作日内退回原支付账户。",  # full-width digits
         "您好！签收后七天内可以申请无理由退货，退款会在3到5个工作日内退回原支付账户。",
-        "订单满九十九元免运费。",
         "定制商品不支持退货。",
         "很抱歉，定制商品不能退货。",
     ],
@@ -35,6 +34,17 @@ SHOP = Evidence((RETURNS,), customer=("我想退货，多久能退款？",))
 def test_supported_chinese_replies_pass(reply):
     report = check_reply(reply, SHOP)
     assert report.ok, report.reason
+
+
+def test_a_true_chinese_statement_about_something_else_does_not_answer():
+    shipping = Evidence((RETURNS,), customer=("运费怎么算？",))
+    assert check_reply("订单满九十九元免运费。", shipping).ok  # the amount written in characters
+    gate = ClaimGate(shipping)
+    assert gate.feed("订单满九十九元免运费。") == "订单满九十九元免运费。" and gate.finish() == ""
+    # the same true sentence as the reply to "how soon is my refund?" answers nothing of it
+    gate = ClaimGate(SHOP)
+    assert gate.feed("订单满九十九元免运费。") == "" and gate.finish() == ""
+    assert gate.failed and "does not answer what was asked" in gate.failure.reason
 
 
 @pytest.mark.parametrize(

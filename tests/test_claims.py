@@ -366,15 +366,30 @@ def test_a_hedged_source_cannot_become_a_certainty():
                        Evidence((source,))).ok  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the check reads the customer's last message alone; 'how much "
-    "is it?' names nothing, so a statement about orders passes as the answer about the membership's fee",
-)
-def test_a_follow_up_answered_from_the_wrong_statement_of_its_entry_is_rejected():
+def test_a_follow_up_answered_from_the_wrong_statement_of_its_entry_falls_back():
     # found reading held-out demo follow-ups (session 4): "do you charge for cancelling an annual membership early"
-    # then "how much is it?" -> draft "You can cancel an order before it ships is free"
-    report = check_reply("You can cancel an order before it ships is free", evidence(
-        "check_cancellation_fee",
-        customer=("do you charge for cancelling an annual membership early", "how much is it?")))  # fmt: skip
-    assert not report.ok
+    # then "how much is it?" -> draft "You can cancel an order before it ships is free": true of orders, and the
+    # customer reads it as the membership's fee
+    said = ("do you charge for cancelling an annual membership early", "how much is it?")
+    asked = evidence("check_cancellation_fee", customer=said)
+    gate = ClaimGate(asked)
+    assert gate.feed("You can cancel an order before it ships is free. ") == ""
+    assert gate.finish() == "" and gate.failed
+    assert gate.failure.reason == ("does not answer what was asked about 'charge cancelling annual membership early': "
+                                   "it states something else of the sources")  # fmt: skip
+    # the entry's other statement answers it; a first sentence about orders is held until it comes
+    gate = ClaimGate(asked)
+    assert gate.feed("Cancelling an order before it ships is free. ") == ""
+    shown = gate.feed("Cancelling an annual membership early costs a fee of 10% of the remaining months. ")
+    assert shown.startswith("Cancelling an order before it ships is free. Cancelling an annual membership")
+    assert gate.finish().strip() == "" and not gate.failed
+    # asked about the order alone, the first sentence answers
+    gate = ClaimGate(evidence("check_cancellation_fee", customer=("is cancelling an order before shipping free?",)))
+    assert gate.feed("Cancelling an order before it ships is free. ") == "Cancelling an order before it ships is free."
+
+
+def test_a_whole_answer_whose_second_sentence_answers_the_follow_up_passes():
+    gate = ClaimGate(evidence("recover_password", customer=("I forgot my password", "how long does the link work?")))
+    reply = FAQ["recover_password"]["answer"]
+    assert "".join(_stream(gate, reply + " ", 9)) + gate.finish() == reply + " "
+    assert not gate.failed

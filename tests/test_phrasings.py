@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from chatbot.config import LearningConfig
-from chatbot.phrasings import DroppedPhrasings, Learned, ReviewedReply, learn, phrasing_of, place, with_phrasings
+from chatbot.followup import read_in_context
+from chatbot.phrasings import DroppedPhrasings, Learned, ReviewedReply, learn, place, with_phrasings
 
 QUESTION = "can I track my order before it ships today?"
 FROM_PERIOD = "Orders placed before 2 pm ship the same day, and standard delivery then takes 3-5 business days."
@@ -46,12 +47,12 @@ def test_words_the_customer_said_are_no_support(entries):
 
 
 def test_a_follow_up_is_learned_with_the_conversation_topic():
-    assert phrasing_of(["I forgot my password", "how long is the link valid?"]) == (
+    assert read_in_context(["I forgot my password", "how long is the link valid?"]) == (
         "I forgot my password how long is the link valid?"
     )
-    assert phrasing_of(["I forgot my password", "do you sell gift cards?"]) == "do you sell gift cards?"
+    assert read_in_context(["I forgot my password", "do you sell gift cards?"]) == "do you sell gift cards?"
     with pytest.raises(ValueError, match="customer's messages"):
-        phrasing_of([])
+        read_in_context([])
 
 
 def test_learn_groups_by_entry_and_phrasing_and_skips_known_and_dropped(entries):
@@ -172,3 +173,4 @@ def test_a_dropped_phrasing_is_not_offered_again_and_auto_keeps_at_refresh(engin
     assert status.startswith("✅") and learned == []
     assert question in page.kb.entry("delivery_period").alt_questions
     assert page.kb.current_version != before
+
