@@ -128,6 +128,15 @@ def place(reply: str, entries: Sequence[FaqEntry], config: LearningConfig, custo
     return Placement(None, round(best, 4), round(runner_up, 4))
 
 
+def source_of(reply: str, customer: Sequence[str], language: str | None, entries: Sequence[FaqEntry],
+              config: LearningConfig) -> Placement:  # fmt: skip
+    """`place` among the entries in the customer's `language` (and those without one): the entry an agent's reply
+    to a customer is drawn from. A reply with one teaches a learned phrasing; one without stays a gap
+    (`chatbot.gaps`)."""
+    candidates = [e for e in entries if language is None or e.language in (None, language)]
+    return place(reply, candidates, config, customer)
+
+
 class DroppedPhrasings:
     """Phrasings an admin dropped, one JSON object a line (`{"faq_id", "phrasing"}`), never suggested again."""
 
@@ -165,8 +174,7 @@ def learn(replies: Iterable[ReviewedReply], entries: Sequence[FaqEntry], config:
     for r in replies:
         if not r.question.strip() or len(r.question) > MAX_PHRASING:
             continue
-        candidates = [e for e in entries if r.language is None or e.language in (None, r.language)]
-        where = place(r.reply, candidates, config, r.customer)
+        where = source_of(r.reply, r.customer, r.language, entries, config)
         if where.faq_id is None or (where.faq_id, r.question.casefold()) in known:
             continue
         found.setdefault((where.faq_id, r.question.casefold()), []).append((r, where.support))

@@ -778,6 +778,14 @@ class Store:
             out.append({"id": f"{row['conversation_id']}-{row['id']}", "messages": turns, "source": source})
         return out
 
+    def agent_replies_mark(self) -> tuple[int, int]:
+        """How many replies agents have sent and the last one's id: it changes whenever `reviewed_examples` gains a
+        reply (or loses one to pruning), so work derived from them can be kept until then."""
+        row = self._read(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS last FROM messages WHERE role = 'agent' AND status = 'sent'"
+        )[0]
+        return int(row["n"]), int(row["last"])
+
     def rejected_generations(self) -> list[dict[str, Any]]:
         """Generated replies that failed the claim check, as negative examples: `{"id", "messages" (the conversation
         up to the customer's message), "rejected", "reason", "sent", "faq_ids"}`. Texts as stored (redacted on the way

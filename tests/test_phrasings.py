@@ -174,3 +174,46 @@ def test_a_dropped_phrasing_is_not_offered_again_and_auto_keeps_at_refresh(engin
     assert question in page.kb.entry("delivery_period").alt_questions
     assert page.kb.current_version != before
 
+
+def test_a_handed_off_question_answered_from_an_entry_is_a_learned_phrasing_not_a_gap(engine):
+    from chatbot.gaps import answered_gaps
+    from ui.admin import AdminPage
+
+    engine.config.gaps.min_questions = 1
+    page = AdminPage(engine)
+    gap = engine.start_conversation()
+    handed = engine.reply(gap, "Do you buy back old sofas for cash?")
+    assert handed.route == "handoff" and not handed.sources
+    # the agent answers from the delivery entry: the question is where that entry's answer was wanted
+    engine.store.agent_reply(gap, "ann", FROM_PERIOD)
+    assert [q.conversation_id for q in answered_gaps(engine.store)] == [gap]
+    (item,) = page.learned_phrasings()
+    assert (item.faq_id, item.conversations) == ("delivery_period", (gap,))
+    assert page.gap_suggestions() == []  # offered once, as a phrasing, not also as a new entry
+    other = engine.start_conversation()
+    engine.reply(other, "Do you buy back old sofas for cash?")
+    engine.store.agent_reply(other, "ann", "We do not buy furniture back, sorry.")
+    (suggestion,) = page.gap_suggestions()
+    assert suggestion.conversations == (other,)
+
+
+def test_the_learned_list_is_worked_out_again_only_when_something_it_rests_on_changed(engine, monkeypatch):
+    import chatbot.phrasings
+    from ui.admin import AdminPage
+
+    calls = []
+    learn = chatbot.phrasings.learn
+    monkeypatch.setattr(chatbot.phrasings, "learn", lambda *a, **k: calls.append(1) or learn(*a, **k))
+    engine.config.routing.mode = "draft_only"
+    page = AdminPage(engine)
+    _edited_draft(engine, QUESTION, FROM_PERIOD)
+    (item,) = page.learned_phrasings()
+    assert page.learned_phrasings() == [item] and page.phrasings_table(page.learned_phrasings())
+    assert len(calls) == 1  # a refresh, then keep/drop looking the item up: read once
+    question = "Will my order ship today if I order at noon?"
+    _edited_draft(engine, question, FROM_PERIOD)  # an agent sent another reply
+    assert {i.phrasing for i in page.learned_phrasings()} == {QUESTION, question} and len(calls) == 2
+    assert page.drop_phrasing(page.phrasing_label(item)).startswith("✅")
+    assert [i.phrasing for i in page.learned_phrasings()] == [question] and len(calls) == 3
+    assert page.keep_phrasing(f"delivery_period: {question}").startswith("✅") and len(calls) == 3
+    assert page.learned_phrasings() == [] and len(calls) == 4  # the keep looked its item up; a new FAQ version

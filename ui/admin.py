@@ -160,6 +160,7 @@ class AdminPage:
         self.engine = engine
         self.uploads = Path(uploads).resolve() if uploads is not None else None
         """Gradio's upload folder: `check_upload` reads files only from there (None: any path, for direct calls)."""
+        self._learned: tuple[Any, list[Any]] | None = None  # (what it was worked out from, the learned phrasings)
 
     @property
     def kb(self) -> Any:
@@ -464,6 +465,7 @@ class AdminPage:
         """New FAQ entries to offer (`chatbot.gaps`): agent-answered questions that had no good source and that the
         FAQ in use still does not answer, grouped by meaning."""
         from chatbot.gaps import answered_gaps, suggest
+        from chatbot.phrasings import source_of
         from chatbot.routing import asks_for_human
 
         cfg = self.engine.config
@@ -471,6 +473,10 @@ class AdminPage:
                                   asks_for_person=lambda t: asks_for_human(t, cfg.routing.human_phrases))  # fmt: skip
         if self.kb.current_version is not None:
             questions = [q for q in questions if not self._answered_now(q.question)]
+            if cfg.learning.enabled:  # an answer drawn from an entry teaches a learned phrasing of it instead
+                entries = self.kb.entries()
+                questions = [q for q in questions if source_of(q.answer, (q.question,), q.language, entries,
+                                                               cfg.learning).faq_id is None]  # fmt: skip
         return suggest(questions, self.kb.embedder.encode, cfg.gaps)
 
     def _answered_now(self, question: str) -> bool:
@@ -511,13 +517,23 @@ class AdminPage:
 
     def learned_phrasings(self) -> list[Any]:
         """Customers' questions that agents answered from an FAQ entry, not yet phrasings of it (`chatbot.phrasings`):
-        each one is kept (added to the entry) or dropped by the admin; none when `[learning] enabled` is off."""
+        each one is kept (added to the entry) or dropped by the admin; none when `[learning] enabled` is off. The
+        list is worked out again only when agents have sent a reply, the FAQ version changed or a phrasing was
+        dropped since (reading every reviewed reply is the costly part; keep and drop look their item up here)."""
         from chatbot.phrasings import learn, reviewed_replies
 
         cfg = self.engine.config.learning
         if not cfg.enabled or self.kb.current_version is None:
             return []
-        return learn(reviewed_replies(self.engine.store), self.kb.entries(), cfg, self._dropped().load())
+        dropped = self._dropped()
+        stat = dropped.path.stat() if dropped.path.exists() else None
+        key = (self.kb.current_version, self.engine.store.agent_replies_mark(),
+               stat and (stat.st_mtime_ns, stat.st_size), cfg)  # fmt: skip
+        cached = self._learned
+        if cached is None or cached[0] != key:
+            cached = (key, learn(reviewed_replies(self.engine.store), self.kb.entries(), cfg, dropped.load()))
+            self._learned = cached
+        return list(cached[1])
 
     @staticmethod
     def phrasing_label(item: Any) -> str:
