@@ -207,6 +207,7 @@ def test_a_version_built_with_a_head_is_refused_by_plain_use_and_by_another_head
         KnowledgeBase(kb.root, KBConfig(embedder="use-zh", use_head=str(other))).warm_up()
 
 
+@pytest.mark.slow  # reads every AFQMC pair and the 10k distractor pool: 80 s on 2 cores
 @pytest.mark.skipif(not (DATA / "afqmc").exists(), reason=f"the public datasets are not at {DATA}")
 def test_afqmc_training_pairs_share_no_sentence_with_the_benchmark_sets():
     from knowledge_base import benchdata, benchdata_zh
