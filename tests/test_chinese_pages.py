@@ -38,3 +38,15 @@ def test_the_chinese_tables_are_complete_and_chinese():
     assert [t for t in texts if not any("\u4e00" <= c <= "\u9fff" for c in t)] == []
     assert notices.notice("handoff", "zh-CN") == "我正在把您的问题转给同事，稍后会有工作人员在这里回复您。"
     assert notices.notice("refuse", "zh", company="小米商城") == "我只能回答有关小米商城的产品、订单和服务的问题。"
+
+
+def test_source_labels_follow_the_customer_back_to_english(engine):
+    chat = CustomerChat(engine)
+    conversation_id = engine.start_conversation()
+    engine.store.set_language(conversation_id, "zh")
+    token = conversation_token(engine.store, conversation_id)
+    *_, last = chat.send("How long does delivery take?", token)
+    assert engine.store.get_conversation(conversation_id).language == "en"
+    titles = [row["metadata"]["title"] for row in last[0] if row.get("metadata")]
+    assert titles and all(t.startswith("Source: ") for t in titles), titles
+    assert chat.labels(token)[-1] == "en"  # the page's texts relabel to the same language

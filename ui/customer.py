@@ -181,7 +181,9 @@ class CustomerChat:
         if mine:
             typed[mine[0]] = message.strip()
             typed = dict(sorted(typed.items())[-MAX_TYPED:])
-        final = self.render(conversation_id, typed, language=language)  # the recorded reply: sources, hold state
+        # the recorded reply (sources, hold state), in the language the conversation has now: a customer who
+        # switched languages gets every source label in the new one, like the page's texts
+        final = self.render(conversation_id, typed, language=self.language(conversation_id, request))
         yield final.history, token, final.message_ids, final.last_id, "", typed
 
     def stop(self, token: str | None) -> None:
