@@ -179,38 +179,6 @@ def test_talk_to_a_person_clicked_while_the_first_reply_streams_joins_that_conve
     assert fresh.partition(":")[0] != conversation_id
 
 
-def test_a_message_sent_right_after_talk_to_a_person_joins_the_handed_off_conversation(engine):
-    # the click reached the server before the send: the send still has no token, and must not open a second
-    # conversation (the handoff with no question, the question with no handoff)
-    page = SimpleNamespace(session_hash="page-2", query_params={}, headers={})
-    chat = CustomerChat(engine)
-    _, token, *_ = chat.talk_to_person(None, request=page)
-    conversation_id = token.partition(":")[0]
-    *_, (history, sent_token, *_) = chat.send("Where is my order? Please check.", None, request=page)
-    assert sent_token == token
-    assert [h["conversation_id"] for h in engine.store.open_handoffs()] == [conversation_id]
-    messages = engine.store.messages(conversation_id)
-    assert messages[-1].role == "user" and messages[-1].text == "Where is my order? Please check."  # bot silent
-    assert history[-1]["content"].startswith("Where is my order")
-    # a page that has its token, another page session, or "New conversation" each keep their own
-    other = SimpleNamespace(session_hash="page-3", query_params={}, headers={})
-    *_, (_, elsewhere, *_) = chat.send("How do I cancel my order?", None, request=other)
-    assert elsewhere.partition(":")[0] != conversation_id
-    chat.new_conversation(token, request=page)
-    *_, (_, fresh, *_) = chat.send("How do I cancel my order?", "", request=page)
-    assert fresh.partition(":")[0] not in (conversation_id, elsewhere.partition(":")[0])
-
-
-def test_a_page_sessions_pending_conversation_is_not_reused_once_closed(engine):
-    page = SimpleNamespace(session_hash="page-4", query_params={}, headers={})
-    chat = CustomerChat(engine)
-    _, token, *_ = chat.talk_to_person(None, request=page)
-    conversation_id = token.partition(":")[0]
-    engine.store.close_conversation(conversation_id)
-    _, again, *_ = chat.talk_to_person(None, request=page)
-    assert again.partition(":")[0] != conversation_id
-
-
 def test_a_wrong_or_stale_token_opens_nothing(engine):
     chat = CustomerChat(engine)
     conversation_id, _ = conversation_with_an_answer(engine)

@@ -6,7 +6,6 @@ stop (the button or Esc), page texts in the conversation's language, and the con
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +24,6 @@ WIDGET_HEIGHT = 380
 """The chat's height in the widget's frame (pixels), leaving room for the message box and buttons."""
 MAX_TYPED = 200
 """At most this many of the customer's messages are kept as typed for the page session (the newest)."""
-PENDING_S = 60.0
-"""How long a page session's new conversation waits for the page to hold its token (see `CustomerChat._pages`)."""
 
 
 def conversation_token(store: Any, conversation_id: str) -> str:
@@ -60,10 +57,9 @@ class CustomerChat:
         self.company = company
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        self._pages: dict[str, tuple[str, float]] = {}
-        """Gradio session -> the conversation the page's first message or "talk to a person" started, and when,
-        while its token is on the way to the page: the other of the two, clicked meanwhile, must land in the same
-        conversation (kept while that reply streams, and `PENDING_S` after a handoff)."""
+        self._pages: dict[str, str] = {}
+        """Gradio session -> the conversation its first message started, while that reply streams (the page has no
+        token yet: a "talk to a person" clicked meanwhile must land in the same conversation)."""
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _lookup(self, faq_id: str) -> Any:
@@ -117,25 +113,11 @@ class CustomerChat:
             self.engine.store.set_language(conversation_id, page_language(None, asked, accept))
         return conversation_id
 
-    def _page_conversation(self, request: Any) -> str:
-        """For a page with no token yet: the conversation its session started a moment ago (the first message's or
-        the handoff's, whichever came first; its token is still on the way to the page), else a new one, kept for
-        the session."""
+    def _starting(self, request: Any) -> str | None:
+        """The conversation this page's first message is being answered in, while its token is on the way."""
         session = getattr(request, "session_hash", None)
-        if not session:
-            return self._start(request)
         with self._lock:
-            now = time.monotonic()
-            for key in [k for k, (_, at) in self._pages.items() if now - at > PENDING_S]:
-                del self._pages[key]
-            pending = self._pages.get(session)
-            if pending is not None:
-                conversation = self._conversation(pending[0])
-                if conversation is not None and conversation.status != "closed":
-                    return conversation.id
-            conversation_id = self._start(request)
-            self._pages[session] = (conversation_id, now)
-            return conversation_id
+            return self._pages.get(session) if session else None
 
     def _token(self, conversation_id: str) -> str:
         return conversation_token(self.engine.store, conversation_id) if conversation_id else ""
@@ -159,7 +141,7 @@ class CustomerChat:
         typed = dict(typed or {})
         conversation_id = self._known(token)
         session = None if conversation_id else getattr(request, "session_hash", None)
-        conversation_id = conversation_id or self._page_conversation(request)
+        conversation_id = conversation_id or self._start(request)
         language = self.language(conversation_id, request)
         token = self._token(conversation_id)
         view = self.render(conversation_id, typed, language=language)
@@ -173,6 +155,8 @@ class CustomerChat:
             raise gr.Error(shown, title=text("not_sent", language), print_exception=False) from None
         with self._lock:
             self._cancels[conversation_id] = cancel
+            if session:
+                self._pages[session] = conversation_id
         history = [*view.history, {"role": "user", "content": as_text(message.strip())}]
         ids = [*view.message_ids, None]
         shown = ""
@@ -191,7 +175,7 @@ class CustomerChat:
                 stream.close()
             with self._lock:
                 self._cancels.pop(conversation_id, None)
-                if session and self._pages.get(session, ("",))[0] == conversation_id:
+                if session and self._pages.get(session) == conversation_id:
                     del self._pages[session]
         mine = [m.id for m in self.engine.store.messages(conversation_id, after_id=view.last_id) if m.role == "user"]
         if mine:
@@ -213,7 +197,7 @@ class CustomerChat:
     def talk_to_person(self, token: str | None, typed: dict | None = None, request: Any = None
                        ) -> tuple[list, str, list, int]:  # fmt: skip
         """Hand the conversation to a person; the notice appears in the chat."""
-        conversation_id = self._known(token) or self._page_conversation(request)
+        conversation_id = self._known(token) or self._starting(request) or self._start(request)
         self.engine.request_human(conversation_id)
         view = self.render(conversation_id, typed, language=self.language(conversation_id, request))
         return view.history, self._token(conversation_id), view.message_ids, view.last_id
