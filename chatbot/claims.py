@@ -1142,8 +1142,9 @@ class ClaimGate:
         self._after_yes = False
         self._checked = 0  # end of the last claim checked and passed (released or held)
         self._substance: set[str] = set()  # what of the sources the passed sentences state
-        self._asked = _asked_in_context(evidence, _index(evidence))
-        self._answered = _addresses(frozenset(), self._asked, _index(evidence))  # True when it cannot be told
+        self._index = _index(evidence)
+        self._asked = _asked_in_context(evidence, self._index)
+        self._answered = _addresses(frozenset(), self._asked, self._index)  # True when it cannot be told
 
     def _release(self, spans: list[tuple[int, int, bool]]) -> str:
         upto = len(self.released)
@@ -1155,7 +1156,7 @@ class ClaimGate:
                 break
             self._checked = end
             self._substance |= substance
-            self._answered = self._answered or _addresses(substance, self._asked, _index(self.evidence))
+            self._answered = self._answered or _addresses(substance, self._asked, self._index)
             if not self._after_yes and self._substantive and self._answered:
                 upto = end
         chunk = self.text[len(self.released) : upto]
@@ -1196,7 +1197,7 @@ class ClaimGate:
             self.failure = _fail(self.text.strip(), "states nothing from the sources that answers the question")
             return ""
         if not self.failed and not self._answered:
-            about = _about(self._asked, _index(self.evidence))
+            about = _about(self._asked, self._index)
             missing = _quote(w for k, w in self._asked.items() if k in about)
             self.failed = True
             self.failure = _fail(self.text.strip(), f"does not answer what was asked about {missing}: it states "
